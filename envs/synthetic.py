@@ -1,0 +1,363 @@
+"""The embedded synthetic market: a seeded regime-switching generator with known ground truth.
+
+Model, per bar t and instrument i (log returns, daily units):
+
+    regime k_t             Markov chain over (bull, bear, volatile), persistent
+    sigma_ti               = vol_i * regime_vol_k * sqrt(h_ti)     GARCH(1,1) variance h, mean 1
+    z_t                    = L_k g_t * sqrt((df - 2) / chi2_t)      multivariate Student-t, unit var
+    r_ti                   = mu_ti + sigma_ti * z_ti + J_ti
+    mu_ti                  = alpha * drift_ki / bars_per_year        expected *simple* return ...
+                             - sigma_ti^2 / 2 - jump compensator     ... made a log mean
+                             + alpha * momentum * (r_{t-1,i} - mu_{t-1,i})   short-horizon momentum
+    J_ti                   lognormal-size jumps, Poisson rate per regime (crash regime: 4x)
+    sentiment_ti (at t)    = rho * g_{t+1,i} + sqrt(1 - rho^2) * eta,  rho = alpha * sentiment_ic
+
+Correlations come from a factor model per regime (dollar, risk-on, equity, Europe, energy, tech
+factors), so they are positive definite by construction and shift toward risk-on/risk-off
+co-movement in the volatile regime. With `alpha = 0` there is no drift, no momentum and no
+sentiment information: expected simple returns are zero and nothing is exploitable.
+Ground truth: the regime path and, for every bar, the mean and volatility of the next bar's log
+return given everything the generator knew at its close.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from envs.costs import CostConfig, resolve_costs
+from envs.market_data import GroundTruth, MarketData
+
+REGIMES: tuple[str, ...] = ("bull", "bear", "volatile")
+FACTORS: tuple[str, ...] = ("dollar", "risk", "equity", "europe", "energy", "tech")
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """One synthetic instrument: class, scale and behaviour per regime."""
+
+    symbol: str
+    domain: str
+    asset_class: str
+    annual_vol: float
+    start_price: float
+    drift: tuple[float, float, float]          # expected simple annual return per regime
+    calm_loadings: dict[str, float]            # factor loadings in the bull regime
+    stress_loadings: dict[str, float]          # factor loadings in the volatile regime
+    overnight_share: float = 0.1               # share of daily variance realised overnight
+    notional_adv: float = 1e10                 # average daily traded notional
+    jump_mean: float = 0.0                     # mean jump size in daily vols (negative: crashes)
+
+
+SYNTHETIC8: tuple[InstrumentSpec, ...] = (
+    InstrumentSpec("EURUSD", "forex", "fx", 0.07, 1.30, (0.03, -0.02, -0.06),
+                   {"dollar": 0.75, "europe": 0.35, "risk": 0.10},
+                   {"dollar": 0.70, "europe": 0.35, "risk": 0.25}, 0.02, 5e11),
+    InstrumentSpec("GBPUSD", "forex", "fx", 0.08, 1.55, (0.02, -0.03, -0.08),
+                   {"dollar": 0.65, "europe": 0.40, "risk": 0.15},
+                   {"dollar": 0.60, "europe": 0.40, "risk": 0.35}, 0.02, 2e11),
+    InstrumentSpec("USDJPY", "forex", "fx", 0.09, 90.0, (0.04, -0.02, -0.12),
+                   {"dollar": -0.45, "risk": 0.35},
+                   {"dollar": -0.40, "risk": 0.60}, 0.02, 3e11),
+    InstrumentSpec("XAUUSD", "commodities", "commodity", 0.15, 1200.0, (0.02, 0.08, 0.15),
+                   {"dollar": 0.40, "risk": -0.05},
+                   {"dollar": 0.35, "risk": -0.35}, 0.10, 5e10),
+    InstrumentSpec("WTIUSD", "commodities", "commodity", 0.35, 80.0, (0.15, -0.15, -0.60),
+                   {"risk": 0.35, "dollar": 0.15, "energy": 0.60},
+                   {"risk": 0.60, "dollar": 0.10, "energy": 0.55}, 0.10, 4e10, -1.0),
+    InstrumentSpec("SPX500", "equity", "equity_index", 0.17, 1150.0, (0.18, -0.12, -0.45),
+                   {"risk": 0.60, "equity": 0.75},
+                   {"risk": 0.85, "equity": 0.50}, 0.25, 3e11, -2.0),
+    InstrumentSpec("NAS100", "equity", "equity_index", 0.22, 1900.0, (0.22, -0.16, -0.55),
+                   {"risk": 0.55, "equity": 0.70, "tech": 0.30},
+                   {"risk": 0.80, "equity": 0.50, "tech": 0.25}, 0.25, 2e11, -2.0),
+    InstrumentSpec("US30", "equity", "equity_index", 0.16, 10500.0, (0.16, -0.11, -0.42),
+                   {"risk": 0.60, "equity": 0.72},
+                   {"risk": 0.85, "equity": 0.48}, 0.25, 1e11, -2.0),
+)
+
+
+@dataclass
+class SyntheticConfig:
+    """Parameters of the generator; `alpha` scales every source of predictability."""
+
+    universe: str = "synthetic8"       # 'synthetic8', or 'factor' for `n_instruments` generated ones
+    n_instruments: int = 8             # used by the 'factor' universe only
+    years: float = 10.0
+    bars_per_year: int = 252
+    start: str = "2010-01-04"
+    seed: int = 0
+    alpha: float = 1.0
+    regime_durations: list[float] = field(default_factory=lambda: [120.0, 60.0, 20.0])
+    regime_vol: list[float] = field(default_factory=lambda: [0.8, 1.15, 2.2])  # before normalising
+    momentum: float = 0.05             # AR(1) coefficient on the previous bar's surprise
+    sentiment_ic: float = 0.1          # correlation of sentiment with the next bar's shock
+    garch_alpha: float = 0.06
+    garch_beta: float = 0.92
+    tail_df: float = 5.0               # Student-t degrees of freedom of the shocks
+    jumps_per_year: float = 1.0        # per instrument in calm regimes; 4x in the volatile one
+    jump_scale: float = 3.0            # jump standard deviation in daily vols
+    macro_noise: float = 0.05
+
+
+def transition_matrix(durations: list[float]) -> np.ndarray:
+    """(K, K) Markov transition matrix with expected stay `durations[k]` bars in regime k.
+
+    Leaving bull goes to bear 70 % / volatile 30 %; leaving bear goes to bull 60 % / volatile 40 %;
+    leaving volatile goes to bear or bull evenly.
+    """
+    exits = np.array([[0.0, 0.7, 0.3], [0.6, 0.0, 0.4], [0.5, 0.5, 0.0]])
+    stay = 1.0 - 1.0 / np.asarray(durations, dtype=np.float64)
+    if len(durations) != 3 or (stay <= 0).any():
+        raise ValueError(f"regime_durations must be 3 values > 1 bar, got {durations}")
+    return np.diag(stay) + (1.0 - stay)[:, None] * exits
+
+
+def stationary_distribution(transition: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eig(transition.T)
+    pi = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
+    return pi / pi.sum()
+
+
+def regime_correlations(specs: tuple[InstrumentSpec, ...]) -> np.ndarray:
+    """(3, N, N) correlation per regime: loadings move from calm (bull) to stress (volatile);
+    bear sits halfway. Idiosyncratic variance fills each diagonal to one."""
+    def loadings(which: str) -> np.ndarray:
+        return np.array([[getattr(s, which).get(f, 0.0) for f in FACTORS] for s in specs])
+
+    calm, stress = loadings("calm_loadings"), loadings("stress_loadings")
+    out = []
+    for B in (calm, 0.5 * (calm + stress), stress):
+        common = B @ B.T
+        idio = 1.0 - np.diag(common)
+        if (idio <= 0.01).any():
+            bad = specs[int(np.argmin(idio))].symbol
+            raise ValueError(f"factor loadings of {bad} leave no idiosyncratic variance")
+        out.append(common + np.diag(idio))
+    return np.stack(out)
+
+
+def factor_universe(n: int, seed: int) -> tuple[InstrumentSpec, ...]:
+    """`n` generated instruments in four domains, for scale tests (e.g. 500 instruments)."""
+    rng = np.random.default_rng(seed)
+    kinds = [("forex", "fx", 0.08, 0.02, "dollar"), ("commodities", "commodity", 0.25, 0.10, "energy"),
+             ("equity", "equity_index", 0.20, 0.25, "equity"), ("stocks", "equity", 0.30, 0.3, "tech")]
+    specs = []
+    for i in range(n):
+        domain, asset_class, vol, overnight, own = kinds[i % len(kinds)]
+        calm = {"risk": rng.uniform(0.1, 0.5), own: rng.uniform(0.3, 0.6)}
+        stress = {"risk": min(calm["risk"] + 0.25, 0.8), own: calm[own] * 0.8}
+        base_drift = rng.normal(0.06, 0.04)
+        specs.append(InstrumentSpec(
+            f"{asset_class.upper()[:3]}{i:04d}", domain, asset_class,
+            float(vol * rng.uniform(0.7, 1.3)), float(rng.uniform(20, 200)),
+            (base_drift + 0.05, base_drift - 0.15, base_drift - 0.40), calm, stress,
+            overnight, float(10 ** rng.uniform(9, 11)), -1.0 if asset_class != "fx" else 0.0))
+    return tuple(specs)
+
+
+def universe_specs(config: SyntheticConfig) -> tuple[InstrumentSpec, ...]:
+    if config.universe == "synthetic8":
+        return SYNTHETIC8
+    if config.universe == "factor":
+        return factor_universe(config.n_instruments, config.seed)
+    raise ValueError(f"synthetic universe '{config.universe}' is not 'synthetic8' or 'factor'")
+
+
+@njit(cache=True)
+def _markov_path(transition: np.ndarray, initial: int, uniforms: np.ndarray) -> np.ndarray:
+    path = np.empty(uniforms.shape[0], dtype=np.int64)
+    state = initial
+    for t in range(uniforms.shape[0]):
+        if t > 0:
+            cumulative = 0.0
+            row = transition[state]
+            for k in range(row.shape[0]):
+                cumulative += row[k]
+                if uniforms[t] < cumulative or k == row.shape[0] - 1:
+                    state = k
+                    break
+        path[t] = state
+    return path
+
+
+@njit(cache=True)
+def _simulate_returns(regime: np.ndarray, shocks: np.ndarray, jumps: np.ndarray,
+                      daily_vol: np.ndarray, regime_vol: np.ndarray, drift: np.ndarray,
+                      jump_rate: np.ndarray, jump_mu: np.ndarray, jump_sd: float,
+                      momentum: float, garch_a: float, garch_b: float,
+                      transition: np.ndarray, sentiment_loading: np.ndarray):
+    """Sequential part of the model over T+1 bars (the extra bar feeds sentiment of the last).
+
+    shocks: (T+1, N) unit-variance multivariate-t draws; jumps: (T+1, N) realised jump sizes in
+    daily vols (0 where none). Returns log returns, the expected next-bar log return and its
+    volatility given the state at each bar's close.
+    """
+    n_bars, n = shocks.shape
+    K = transition.shape[0]
+    returns = np.zeros((n_bars, n))
+    expected = np.zeros((n_bars, n))
+    cond_vol = np.zeros((n_bars, n))
+    h = np.ones(n)                      # GARCH variance multiplier for the current bar
+    surprise = np.zeros(n)              # r_{t-1} - E_{t-2}[r_{t-1}]
+    jump_var = (np.exp(jump_sd * jump_sd) - 1.0)
+    for t in range(n_bars):
+        k = regime[t]
+        for i in range(n):
+            sigma = daily_vol[i] * regime_vol[k] * np.sqrt(h[i])
+            comp = jump_rate[k] * (np.exp(jump_mu[i] * daily_vol[i] + 0.5 * (jump_sd * daily_vol[i]) ** 2) - 1.0)
+            mean = drift[k, i] - 0.5 * sigma * sigma - comp + momentum * surprise[i]
+            r = mean + sigma * shocks[t, i] + jumps[t, i] * daily_vol[i]
+            returns[t, i] = r
+            surprise[i] = r - mean
+            h[i] = (1.0 - garch_a - garch_b) + garch_a * shocks[t, i] ** 2 + garch_b * h[i]
+            # the next bar's mean and variance, averaged over the next regime
+            m_next = 0.0
+            v_next = 0.0
+            for k2 in range(K):
+                p = transition[k, k2]
+                s2 = daily_vol[i] * regime_vol[k2] * np.sqrt(h[i])
+                c2 = jump_rate[k2] * (np.exp(jump_mu[i] * daily_vol[i] + 0.5 * (jump_sd * daily_vol[i]) ** 2) - 1.0)
+                m_next += p * (drift[k2, i] - 0.5 * s2 * s2 - c2 + s2 * sentiment_loading[t, i])
+                v_next += p * (s2 * s2 + jump_rate[k2] * daily_vol[i] ** 2 * (jump_mu[i] ** 2 + jump_sd ** 2))
+            expected[t, i] = m_next + momentum * surprise[i]
+            cond_vol[t, i] = np.sqrt(v_next)
+    return returns, expected, cond_vol
+
+
+def _ou(rng: np.random.Generator, levels: np.ndarray, speed: float, noise: float,
+        start: float) -> np.ndarray:
+    """Mean-reverting path toward a per-bar level (regime dependent)."""
+    path = np.empty(levels.shape[0])
+    x = start
+    eps = rng.standard_normal(levels.shape[0])
+    for t in range(levels.shape[0]):
+        x = x + speed * (levels[t] - x) + noise * eps[t]
+        path[t] = x
+    return path
+
+
+def generate(config: SyntheticConfig | None = None, costs: CostConfig | None = None) -> MarketData:
+    """Build a synthetic market from `config`; same config, same bytes."""
+    config = config or SyntheticConfig()
+    specs = universe_specs(config)
+    rng = np.random.default_rng(config.seed)
+    bpy = config.bars_per_year
+    T = int(round(config.years * bpy))
+    N = len(specs)
+    if T < 10:
+        raise ValueError(f"synthetic market of {config.years} years has only {T} bars")
+    if not 2.0 < config.tail_df:
+        raise ValueError(f"tail_df must exceed 2 for a finite variance, got {config.tail_df}")
+
+    transition = transition_matrix(config.regime_durations)
+    pi = stationary_distribution(transition)
+    regime_vol = np.asarray(config.regime_vol, dtype=np.float64)
+    regime_vol = regime_vol / np.sqrt(pi @ regime_vol**2)   # unconditional vol = annual_vol
+    correlation = regime_correlations(specs)                # (K, N, N)
+    cholesky = np.linalg.cholesky(correlation)
+
+    n_bars = T + 1                                           # one extra bar feeds the last sentiment
+    regime = _markov_path(transition, int(rng.choice(3, p=pi)), rng.random(n_bars))
+    gaussian = rng.standard_normal((n_bars, N))
+    correlated = np.empty_like(gaussian)
+    for k in range(3):
+        rows = regime == k
+        correlated[rows] = gaussian[rows] @ cholesky[k].T
+    df = config.tail_df
+    mixing = np.sqrt((df - 2.0) / rng.chisquare(df, size=n_bars))      # shared: tail dependence
+    shocks = correlated * mixing[:, None]                                # (T+1, N), unit variance
+
+    daily_vol = np.array([s.annual_vol for s in specs]) / np.sqrt(bpy)
+    drift = config.alpha * np.array([s.drift for s in specs]).T / bpy     # (K, N)
+    jump_rate = config.jumps_per_year / bpy * np.array([1.0, 1.0, 4.0])
+    jump_mu = np.array([s.jump_mean for s in specs])
+    has_jump = rng.random((n_bars, N)) < jump_rate[regime][:, None]
+    jumps = np.where(has_jump, jump_mu + config.jump_scale * rng.standard_normal((n_bars, N)), 0.0)
+
+    # sentiment at t carries the Gaussian core of the t+1 shock; its mean effect on z_{t+1} is
+    # rho * E[mixing] * sentiment, which the ground truth uses
+    rho = float(np.clip(config.alpha * config.sentiment_ic, 0.0, 1.0))
+    sentiment = np.zeros((n_bars, N))
+    sentiment[:-1] = rho * correlated[1:] + np.sqrt(1 - rho**2) * rng.standard_normal((T, N))
+    sentiment[-1] = rng.standard_normal(N)
+    mean_mixing = np.mean(np.sqrt((df - 2.0) / rng.chisquare(df, size=200_000)))
+    sentiment_loading = rho * mean_mixing * sentiment
+
+    returns, expected, cond_vol = _simulate_returns(
+        regime, shocks, jumps, daily_vol, regime_vol, drift, jump_rate, jump_mu,
+        config.jump_scale, config.alpha * config.momentum, config.garch_alpha, config.garch_beta,
+        transition, sentiment_loading)
+    regime, returns, expected, cond_vol, sentiment = (
+        a[:T] for a in (regime, returns, expected, cond_vol, sentiment))
+
+    ohlcv = _bars(rng, specs, returns, daily_vol, regime_vol[regime])
+    timestamps = pd.bdate_range(config.start, periods=T, tz="UTC", name="timestamp")
+    macro, macro_names = _macro(rng, config, specs, returns, regime, daily_vol, regime_vol, transition)
+    symbols = tuple(s.symbol for s in specs)
+    asset_classes = tuple(s.asset_class for s in specs)
+    return MarketData(
+        name=config.universe if config.universe != "factor" else f"factor{N}",
+        timestamps=timestamps, symbols=symbols, domains=tuple(s.domain for s in specs),
+        asset_classes=asset_classes, ohlcv=ohlcv,
+        costs=resolve_costs(symbols, asset_classes, costs), bars_per_year=float(bpy),
+        macro=macro, macro_names=macro_names, sentiment=sentiment,
+        ground_truth=GroundTruth(regime=regime, regime_names=REGIMES, expected_returns=expected,
+                                 conditional_vol=cond_vol, regime_correlation=correlation),
+        attrs={"source": "synthetic", "seed": config.seed, "alpha": config.alpha,
+               "sentiment_ic": rho, "transition": transition.tolist()})
+
+
+def _bars(rng: np.random.Generator, specs: tuple[InstrumentSpec, ...], returns: np.ndarray,
+          daily_vol: np.ndarray, regime_vol_t: np.ndarray) -> np.ndarray:
+    """OHLCV bars consistent with the close path: the open splits each bar's return along a
+    Brownian bridge (overnight share of variance), and high/low are exact draws of the bridge's
+    maximum and minimum between open and close, so high >= max(open, close) >= min >= low."""
+    T, N = returns.shape
+    log_close = np.log([s.start_price for s in specs]) + np.cumsum(returns, axis=0)
+    prev_close = np.vstack([log_close[:1] - returns[:1], log_close[:-1]])
+    w = np.array([s.overnight_share for s in specs])
+    var = (daily_vol * regime_vol_t[:, None]) ** 2                       # (T, N) bar variance
+    overnight = w * returns + np.sqrt(w * (1 - w) * var) * rng.standard_normal((T, N))
+    log_open = prev_close + overnight
+    intraday_var = (1 - w) * var
+    move = log_close - log_open
+    reach = lambda u: np.sqrt(move**2 - 2.0 * intraday_var * np.log(u))   # noqa: E731
+    log_high = 0.5 * (log_open + log_close + reach(1.0 - rng.random((T, N))))
+    log_low = 0.5 * (log_open + log_close - reach(1.0 - rng.random((T, N))))
+    adv = np.array([s.notional_adv for s in specs])
+    activity = (1.0 + 2.0 * np.abs(returns) / (daily_vol * regime_vol_t[:, None])) / 3.0 * regime_vol_t[:, None]
+    volume = adv / np.exp(log_close) * activity * np.exp(0.3 * rng.standard_normal((T, N)) - 0.045)
+    ohlcv = np.stack([np.exp(log_open), np.exp(log_high), np.exp(log_low), np.exp(log_close), volume], axis=-1)
+    # rounding in exp() can put open or close a hair outside [low, high]
+    ohlcv[..., 1] = np.maximum(ohlcv[..., 1], np.maximum(ohlcv[..., 0], ohlcv[..., 3]))
+    ohlcv[..., 2] = np.minimum(ohlcv[..., 2], np.minimum(ohlcv[..., 0], ohlcv[..., 3]))
+    return ohlcv
+
+
+def _macro(rng: np.random.Generator, config: SyntheticConfig, specs: tuple[InstrumentSpec, ...],
+           returns: np.ndarray, regime: np.ndarray, daily_vol: np.ndarray, regime_vol: np.ndarray,
+           transition: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """VIX-like index, short rate (%), dollar index and credit spread (%), all known at the close."""
+    T = returns.shape[0]
+    symbols = [s.symbol for s in specs]
+    equity = [i for i, s in enumerate(specs) if s.asset_class in ("equity_index", "equity")]
+    anchor = symbols.index("SPX500") if "SPX500" in symbols else (equity[0] if equity else 0)
+    # expected next-bar variance of the anchor: regime mix times an EWMA of realised variance
+    ewma = np.empty(T)
+    v = (daily_vol[anchor] * regime_vol[regime[0]]) ** 2
+    for t in range(T):
+        v = 0.94 * v + 0.06 * returns[t, anchor] ** 2
+        ewma[t] = v
+    regime_var = transition[regime] @ regime_vol**2 * daily_vol[anchor] ** 2
+    noise = config.macro_noise
+    vix = 100 * np.sqrt(252 * 0.5 * (ewma + regime_var)) * 1.1 * np.exp(noise * rng.standard_normal(T))
+    rate = _ou(rng, np.array([3.0, 1.5, 0.5])[regime], 0.01, 0.03, 2.0)
+    spread = _ou(rng, np.array([0.9, 1.6, 3.0])[regime], 0.02, 0.03, 1.0)
+    weights = {"EURUSD": -0.576, "GBPUSD": -0.119, "USDJPY": 0.136}
+    dollar_log = sum(w * returns[:, symbols.index(s)] for s, w in weights.items() if s in symbols)
+    dollar = 100 * np.exp(np.cumsum(dollar_log + 0.001 * rng.standard_normal(T)))
+    return np.column_stack([vix, rate, dollar, spread]), ("vix", "short_rate", "dollar_index", "credit_spread")
