@@ -87,6 +87,8 @@ class MarketData:
     def __post_init__(self) -> None:
         T, N = len(self.timestamps), len(self.symbols)
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        if isinstance(self.timestamps, pd.DatetimeIndex):
+            set_("timestamps", self.timestamps.as_unit("ns").rename("timestamp"))  # asi8 in ns
         if self.macro is None:
             set_("macro", np.zeros((T, 0)))
         if self.quality is None:
@@ -139,7 +141,7 @@ class MarketData:
                 raise DataValidationError(f"{where}: macro '{name}' has infinite values")
             observed = np.flatnonzero(~np.isnan(column))
             if observed.size == 0:
-                raise DataValidationError(f"{where}: macro '{name}' has no values")
+                continue                     # the series starts after this market's window
             gaps = np.isnan(column[observed[0]:])
             if gaps.any():
                 t = observed[0] + int(np.argmax(gaps))

@@ -1,0 +1,59 @@
+"""The hydra entry point composes the typed config, fails on misspelled keys, and saves the
+resolved config with the run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from learners.train_config import TrainConfig, register_configs
+
+CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def compose_train(overrides: list[str]) -> TrainConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return OmegaConf.to_object(compose("train", overrides=overrides))
+
+
+def test_defaults_compose_to_typed_config():
+    config = compose_train([])
+    assert isinstance(config, TrainConfig)
+    assert config.market.source == "synthetic" and config.market.synthetic.universe == "synthetic8"
+    assert config.phase.phases == [1] and config.budget.name == "demo"
+
+
+@pytest.mark.parametrize("group", ["us_equity_sectors", "us_markets", "eurusd_hourly", "csv", "parquet"])
+def test_every_market_group_composes(group):
+    assert compose_train([f"market={group}"]).market.source == group
+
+
+def test_phase_all_and_overrides():
+    config = compose_train(["phase=all", "budget=smoke", "market.synthetic.alpha=0", "seed=7"])
+    assert config.phase.phases == [1, 2, 3] and config.budget.num_envs == 4
+    assert config.market.synthetic.alpha == 0 and config.seed == 7
+
+
+@pytest.mark.parametrize("override, culprit", [("markt=synthetic8", "markt"),
+                                               ("market.sourse=synthetic", "sourse"),
+                                               ("market=nonexistent", "nonexistent")])
+def test_misspelled_keys_fail_naming_the_key(override, culprit):
+    with pytest.raises(Exception, match=culprit):
+        compose_train([override])
+
+
+def test_cli_prints_config_and_saves_it(tmp_path):
+    run_dir = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "learners.train", "market.synthetic.years=2",
+                             f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "market synthetic8: 8 instruments x 504 bars" in result.stdout
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert saved.market.synthetic.years == 2
+    bad = subprocess.run([sys.executable, "-m", "learners.train", "markt=synthetic8",
+                          f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "Key 'markt' not in 'TrainConfig'" in bad.stderr
