@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
                            "display.max_columns", None):
         print(instrument_summary(market))
         print()
-        print(regime_occupancy(market))
+    print(regime_occupancy(market).to_string(float_format="{:.3f}".format))
 
 
 if __name__ == "__main__":
