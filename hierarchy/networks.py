@@ -1,0 +1,178 @@
+"""Networks of the hierarchy: the meta-controller, domain specialists with instrument heads, and
+the flat single-agent policy used as a baseline and ablation.
+
+Dimensions come from the environment's views, never hard-coded. Instrument positions are
+tanh-squashed Gaussians: a head outputs the mean of a pre-squash latent u and the position is
+tanh(u) in [-1, 1]. PPO works on the latent (the tanh Jacobian cancels in its probability ratio),
+and CQL, a squashed-Gaussian SAC, trains the same head architecture, so its weights initialise
+PPO's heads directly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from hierarchy.distributions import AllocationDistribution, pack_action
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def layer_init(layer: nn.Linear, gain: float = math.sqrt(2.0), bias: float = 0.0) -> nn.Linear:
+    """Orthogonal weights with the given gain, constant bias (the PPO implementation detail)."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, out_gain: float = 1.0) -> nn.Sequential:
+    """Two tanh hidden layers, orthogonally initialised (CleanRL's PPO trunk)."""
+    return nn.Sequential(layer_init(nn.Linear(in_dim, hidden)), nn.Tanh(),
+                         layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+                         layer_init(nn.Linear(hidden, out_dim), out_gain))
+
+
+def portfolio_encoder(obs_dim: int, hidden: int, dropout: float) -> nn.Sequential:
+    """Linear, ReLU, LayerNorm, Linear, ReLU, Dropout: the meta-controller's state encoder."""
+    return nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.LayerNorm(hidden),
+                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout))
+
+
+class MetaController(nn.Module):
+    """Portfolio state -> allocation over domains (simplex), risk appetite ([0, 1]), and twin Q.
+
+    The actor and each critic own an encoder of the same architecture, so that critic losses and
+    the actor loss do not fight over shared features (the usual choice in SAC). Dropout and
+    LayerNorm in the critics follow DroQ (Hiraoka et al., 2022), which keeps Q estimates stable.
+    """
+
+    def __init__(self, obs_dim: int, n_domains: int, hidden: int = 128, dropout: float = 0.1,
+                 logit_scale: float = 3.0) -> None:
+        super().__init__()
+        self.n_domains, self.logit_scale = n_domains, logit_scale
+        self.actor = nn.Sequential(portfolio_encoder(obs_dim, hidden, dropout), nn.Linear(hidden, 2 * n_domains))
+        action_dim = n_domains + 1
+        self.q1, self.q2 = (nn.Sequential(portfolio_encoder(obs_dim + action_dim, hidden, dropout),
+                                          nn.Linear(hidden, 1)) for _ in range(2))
+
+    def policy(self, obs: Tensor) -> AllocationDistribution:
+        mean, log_std = self.actor(obs).chunk(2, dim=-1)
+        return AllocationDistribution(mean, log_std, self.logit_scale)
+
+    def act(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        """(allocation (B, D), appetite (B,), log_prob (B,)); log_prob is 0 when deterministic."""
+        dist = self.policy(obs)
+        if deterministic:
+            allocation, appetite = dist.mode()
+            return allocation, appetite, torch.zeros_like(appetite)
+        return dist.rsample()
+
+    def q_values(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """Twin Q of (B, D + 1) packed actions (see `pack_action`)."""
+        x = torch.cat([obs, action], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+def module_key(symbol: str) -> str:
+    """A symbol as an nn.ModuleDict key (no dots or other separators)."""
+    return re.sub(r"\W", "_", symbol)
+
+
+class InstrumentHead(nn.Module):
+    """[domain features, instrument observation, allocation, appetite] -> mean of the latent."""
+
+    def __init__(self, in_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = mlp(in_dim, hidden, 1, out_gain=0.01)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).squeeze(-1)
+
+
+class Specialist(nn.Module):
+    """One domain: a domain encoder, one head per instrument, a state-independent log std per
+    instrument, and a value head of the domain's reward (PPO)."""
+
+    def __init__(self, domain: str, symbols: tuple[str, ...], domain_obs_dim: int,
+                 instrument_obs_dim: int, hidden: int = 64, init_log_std: float = -0.5) -> None:
+        super().__init__()
+        self.domain, self.symbols = domain, tuple(symbols)
+        self.domain_encoder = nn.Sequential(layer_init(nn.Linear(domain_obs_dim, hidden)), nn.Tanh())
+        head_in = hidden + instrument_obs_dim + 2
+        self.heads = nn.ModuleDict({module_key(s): InstrumentHead(head_in, hidden) for s in symbols})
+        self.log_std = nn.Parameter(torch.full((len(symbols),), init_log_std))
+        self.value_head = mlp(domain_obs_dim + 2, hidden, 1, out_gain=1.0)
+
+    def _given(self, allocation: Tensor, appetite: Tensor) -> Tensor:
+        return torch.stack([allocation, appetite], dim=-1)                # (B, 2)
+
+    def forward(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor,
+                appetite: Tensor) -> tuple[Tensor, Tensor]:
+        """Latent means (B, n) and log stds (n,) for the domain's n instruments.
+
+        domain_obs (B, F_d); instrument_obs (B, n, F_i); allocation, appetite (B,)."""
+        features = self.domain_encoder(domain_obs)                        # (B, H)
+        given = self._given(allocation, appetite)
+        means = [head(torch.cat([features, instrument_obs[:, k], given], dim=-1))
+                 for k, head in enumerate(self.heads.values())]
+        return torch.stack(means, dim=-1), self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def value(self, domain_obs: Tensor, allocation: Tensor, appetite: Tensor) -> Tensor:
+        return self.value_head(torch.cat([domain_obs, self._given(allocation, appetite)], dim=-1)).squeeze(-1)
+
+
+SPECIALIST_TYPES: dict[str, type[Specialist]] = {"default": Specialist}
+
+
+def register_specialist(name: str) -> Callable[[type[Specialist]], type[Specialist]]:
+    """Class decorator: make a Specialist subclass selectable by `hierarchy.specialists.<domain>`."""
+    def register(cls: type[Specialist]) -> type[Specialist]:
+        if name in SPECIALIST_TYPES:
+            raise KeyError(f"specialist type '{name}' is already registered")
+        SPECIALIST_TYPES[name] = cls
+        return cls
+    return register
+
+
+def build_specialists(domains: dict[str, tuple[str, ...]], types: dict[str, str], domain_obs_dims: dict[str, int],
+                      instrument_obs_dim: int, hidden: int) -> nn.ModuleDict:
+    """One specialist per domain of the universe; `types` maps a domain to a registered type
+    name (domains it does not name get 'default')."""
+    unknown = sorted(set(types) - set(domains))
+    if unknown:
+        raise KeyError(f"hierarchy.specialists names domains not in the universe: {unknown}; "
+                       f"the universe has {sorted(domains)}")
+    specialists = {}
+    for domain, symbols in domains.items():
+        name = types.get(domain, "default")
+        if name not in SPECIALIST_TYPES:
+            raise KeyError(f"hierarchy.specialists.{domain}: unknown type '{name}'; "
+                           f"registered: {sorted(SPECIALIST_TYPES)}")
+        specialists[module_key(domain)] = SPECIALIST_TYPES[name](
+            domain, symbols, domain_obs_dims[domain], instrument_obs_dim, hidden)
+    return nn.ModuleDict(specialists)
+
+
+class FlatPolicy(nn.Module):
+    """Single-agent PPO policy over all instruments: flat observation -> latent means (B, N),
+    log stds (N,) and one value of the portfolio reward."""
+
+    def __init__(self, obs_dim: int, n_instruments: int, hidden: int = 128, init_log_std: float = -0.5) -> None:
+        super().__init__()
+        self.actor_mean = mlp(obs_dim, hidden, n_instruments, out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((n_instruments,), init_log_std))
+        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        return self.actor_mean(obs), self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def value(self, obs: Tensor) -> Tensor:
+        return self.critic(obs).squeeze(-1)
+
+
+__all__ = ["MetaController", "Specialist", "InstrumentHead", "FlatPolicy", "SPECIALIST_TYPES",
+           "register_specialist", "build_specialists", "pack_action", "module_key"]
