@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from eval.aggregate import (interquartile_mean, mean_score, median_score, stratified_bootstrap,
-                            summarise_scores)
+from eval.aggregate import (
+    interquartile_mean,
+    mean_score,
+    median_score,
+    stratified_bootstrap,
+    summarise_scores,
+)
 
 
 def test_iqm_matches_scipy_trim_mean_of_the_flattened_scores():

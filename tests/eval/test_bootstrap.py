@@ -5,8 +5,11 @@ import pytest
 from arch.bootstrap import StationaryBootstrap, optimal_block_length
 
 from eval import metrics
-from eval.bootstrap import (expected_block_length, percentile_interval,
-                            stationary_bootstrap_metrics)
+from eval.bootstrap import (
+    expected_block_length,
+    percentile_interval,
+    stationary_bootstrap_metrics,
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,16 @@ import pytest
 from scipy import integrate, stats
 
 from eval import metrics
-from eval.overfitting import (SharpeEstimate, deflated_sharpe_ratio, estimate_sharpe,
-                              expected_maximum_sharpe, minimum_track_record_length,
-                              probability_of_backtest_overfitting, probabilistic_sharpe_ratio,
-                              sharpe_standard_error)
+from eval.overfitting import (
+    SharpeEstimate,
+    deflated_sharpe_ratio,
+    estimate_sharpe,
+    expected_maximum_sharpe,
+    minimum_track_record_length,
+    probabilistic_sharpe_ratio,
+    probability_of_backtest_overfitting,
+    sharpe_standard_error,
+)
 
 
 def test_deflated_sharpe_reproduces_the_papers_numerical_example():

@@ -6,8 +6,12 @@ import pytest
 from scipy import stats
 
 from eval.overfitting import estimate_sharpe, sharpe_standard_error
-from eval.significance import (ledoit_wolf_test, memmel_test, sharpe_block_length,
-                               sharpe_confidence_interval)
+from eval.significance import (
+    ledoit_wolf_test,
+    memmel_test,
+    sharpe_block_length,
+    sharpe_confidence_interval,
+)
 
 
 def _pair_with_exact_moments(n_bars, mean_a, std_a, mean_b, std_b, rho, seed=0):
