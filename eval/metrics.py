@@ -31,7 +31,8 @@ def _as_2d(returns: np.ndarray) -> np.ndarray:
     return r
 
 
-def _per_bar(risk_free: float, periods_per_year: float) -> float:
+def per_bar_rate(risk_free: float, periods_per_year: float) -> float:
+    """The per-bar rate that compounds to the annual rate `risk_free`."""
     return (1.0 + risk_free) ** (1.0 / periods_per_year) - 1.0
 
 
@@ -56,7 +57,7 @@ def annual_volatility(returns: np.ndarray, periods_per_year: float = TRADING_DAY
 
 def sharpe_ratio(returns: np.ndarray, risk_free: float = 0.0,
                  periods_per_year: float = TRADING_DAYS) -> np.ndarray:
-    excess = _as_2d(returns) - _per_bar(risk_free, periods_per_year)
+    excess = _as_2d(returns) - per_bar_rate(risk_free, periods_per_year)
     std = excess.std(axis=0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(std > 0, excess.mean(axis=0) / std * np.sqrt(periods_per_year), np.nan)
@@ -64,7 +65,7 @@ def sharpe_ratio(returns: np.ndarray, risk_free: float = 0.0,
 
 def sortino_ratio(returns: np.ndarray, risk_free: float = 0.0,
                   periods_per_year: float = TRADING_DAYS) -> np.ndarray:
-    excess = _as_2d(returns) - _per_bar(risk_free, periods_per_year)
+    excess = _as_2d(returns) - per_bar_rate(risk_free, periods_per_year)
     downside = np.sqrt(np.mean(np.minimum(excess, 0.0) ** 2, axis=0))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(downside > 0, excess.mean(axis=0) / downside * np.sqrt(periods_per_year), np.nan)

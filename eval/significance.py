@@ -44,8 +44,7 @@ class SharpeInference:
 
 
 def _excess_returns(columns: list[np.ndarray], risk_free: float, periods_per_year: float) -> np.ndarray:
-    """(T, k) returns over the per-bar risk-free rate, compounded from the yearly one as in
-    eval.metrics (whose per-bar conversion is private, so it is repeated here)."""
+    """(T, k) returns over the per-bar risk-free rate (eval.metrics' conversion)."""
     lengths = [np.shape(c) for c in columns]
     if any(len(shape) != 1 for shape in lengths) or len(set(lengths)) != 1:
         raise ValueError(f"return series must be 1-D and on the same dates, got shapes {lengths}")
@@ -55,7 +54,7 @@ def _excess_returns(columns: list[np.ndarray], risk_free: float, periods_per_yea
     bad = np.argwhere(~np.isfinite(r))
     if bad.size:
         raise ValueError(f"series {bad[0, 1]} is NaN or infinite at bar {bad[0, 0]}")
-    return r - ((1.0 + risk_free) ** (1.0 / periods_per_year) - 1.0)
+    return r - metrics.per_bar_rate(risk_free, periods_per_year)
 
 
 def _per_bar_sharpe(excess: np.ndarray) -> np.ndarray:
