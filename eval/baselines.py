@@ -1,0 +1,147 @@
+"""Classical baselines as target-weight schedules over a market.
+
+`baseline_weights(name, market, config, rng)` returns (T, N) target weights where row t uses data
+stamped <= t only and is NaN on bars where the strategy does not rebalance (the simulator then
+holds the drifted positions, trading nothing). Classical strategies rebalance on the
+meta-controller's calendar (`rebalance_every` bars); the oracle trades every bar. The portfolio
+optimisers are skfolio's (Ledoit-Wolf covariance), long-only and fully invested, fitted on the
+trailing `lookback` bars of returns.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from envs.market_data import MarketData
+from hierarchy.behaviour import trend_following
+
+
+@dataclass
+class BaselineConfig:
+    """Calendar and estimation settings shared by the baselines (the `eval/` config)."""
+
+    rebalance_every: int = 5               # the meta-controller's period
+    lookback: int = 252                    # bars of returns the optimisers see
+    min_history: int = 60                  # before this many bars: equal weight
+    momentum_lookback: int = 60            # Black-Litterman views
+    risk_assets: list[str] = field(default_factory=list)       # 60/40; empty: the equity classes
+    defensive_assets: list[str] = field(default_factory=list)  # empty: every other instrument
+    oracle_risk_aversion: float = 5.0      # mean-variance oracle: w = (1/lambda) Sigma^-1 mu
+    max_leverage: float = 1.0              # gross cap of the trend and oracle strategies
+
+
+BASELINES: tuple[str, ...] = ("equal_weight", "buy_and_hold", "sixty_forty", "min_variance",
+                              "max_sharpe", "risk_parity", "hrp", "black_litterman",
+                              "trend_following", "random", "oracle")
+
+
+def rebalance_bars(n_bars: int, every: int, start: int = 0) -> np.ndarray:
+    return np.arange(start, n_bars, every)
+
+
+def _schedule(market: MarketData, bars: np.ndarray, rule: Callable[[int], np.ndarray]) -> np.ndarray:
+    weights = np.full((market.n_bars, market.n_instruments), np.nan)
+    for t in bars:
+        weights[t] = rule(int(t))
+    return weights
+
+
+def _skfolio_rule(market: MarketData, config: BaselineConfig, name: str) -> Callable[[int], np.ndarray]:
+    from skfolio.moments import LedoitWolf
+    from skfolio.optimization import (HierarchicalRiskParity, MeanRisk, ObjectiveFunction,
+                                      RiskBudgeting)
+    from skfolio.prior import BlackLitterman, EmpiricalPrior
+
+    returns = pd.DataFrame(np.expm1(market.log_returns), columns=list(market.symbols))
+    equal = np.full(market.n_instruments, 1.0 / market.n_instruments)
+
+    def prior() -> EmpiricalPrior:
+        return EmpiricalPrior(covariance_estimator=LedoitWolf())
+
+    def rule(t: int) -> np.ndarray:
+        if t < config.min_history:
+            return equal
+        window = returns.iloc[max(1, t + 1 - config.lookback): t + 1]      # rows <= t
+        if name == "min_variance":
+            model = MeanRisk(prior_estimator=prior())
+        elif name == "max_sharpe":
+            model = MeanRisk(objective_function=ObjectiveFunction.MAXIMIZE_RATIO, prior_estimator=prior())
+        elif name == "risk_parity":
+            model = RiskBudgeting(prior_estimator=prior())
+        elif name == "hrp":
+            model = HierarchicalRiskParity()
+        else:                                                                 # black_litterman
+            momentum = window.iloc[-config.momentum_lookback:].mean()
+            views = [f"{symbol} == {value:.10f}" for symbol, value in momentum.items()]
+            model = MeanRisk(objective_function=ObjectiveFunction.MAXIMIZE_RATIO,
+                             prior_estimator=BlackLitterman(views=views, prior_estimator=prior()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                                   # solver chatter
+            try:
+                model.fit(window)
+            except Exception:                                                 # infeasible fit: stay put
+                return equal
+        weights = np.asarray(model.weights_, dtype=np.float64)
+        return weights if np.isfinite(weights).all() else equal
+    return rule
+
+
+def _oracle_rule(market: MarketData, config: BaselineConfig) -> Callable[[int], np.ndarray]:
+    truth = market.ground_truth
+    if truth is None:
+        raise ValueError(f"the oracle needs a synthetic market's ground truth; '{market.name}' has none")
+
+    def rule(t: int) -> np.ndarray:
+        vol = truth.conditional_vol[t]
+        mean = truth.expected_returns[t] + 0.5 * vol**2                       # simple return
+        covariance = vol[:, None] * truth.regime_correlation[truth.regime[t]] * vol[None, :]
+        weights = np.linalg.solve(covariance, mean) / config.oracle_risk_aversion
+        gross = np.abs(weights).sum()
+        return weights * min(1.0, config.max_leverage / gross) if gross > 0 else weights
+    return rule
+
+
+def baseline_weights(name: str, market: MarketData, config: BaselineConfig | None = None,
+                     rng: np.random.Generator | None = None) -> np.ndarray:
+    """(T, N) target weights of the named baseline; NaN rows mean 'hold'."""
+    config = config or BaselineConfig()
+    T, N = market.n_bars, market.n_instruments
+    bars = rebalance_bars(T, config.rebalance_every)
+    equal = np.full(N, 1.0 / N)
+    if name == "equal_weight":
+        return _schedule(market, bars, lambda t: equal)
+    if name == "buy_and_hold":
+        return _schedule(market, bars[:1], lambda t: equal)
+    if name == "sixty_forty":
+        return _schedule(market, bars, lambda t: _sixty_forty(market, config))
+    if name in ("min_variance", "max_sharpe", "risk_parity", "hrp", "black_litterman"):
+        return _schedule(market, bars, _skfolio_rule(market, config, name))
+    if name == "trend_following":
+        signals = trend_following(market.close)
+        return _schedule(market, bars, lambda t: config.max_leverage * signals[t] / N)
+    if name == "random":
+        rng = rng or np.random.default_rng(0)
+        return _schedule(market, bars, lambda t: rng.dirichlet(np.ones(N)))
+    if name == "oracle":
+        return _schedule(market, rebalance_bars(T, 1), _oracle_rule(market, config))
+    raise KeyError(f"unknown baseline '{name}'; one of {BASELINES}")
+
+
+def _sixty_forty(market: MarketData, config: BaselineConfig) -> np.ndarray:
+    symbols = list(market.symbols)
+    risk = config.risk_assets or [s for s, c in zip(symbols, market.asset_classes)
+                                  if c in ("equity_index", "equity")]
+    defensive = config.defensive_assets or [s for s in symbols if s not in risk]
+    unknown = sorted(set(risk + defensive) - set(symbols))
+    if unknown or not risk or not defensive:
+        raise ValueError(f"sixty_forty needs risk and defensive assets of the universe; risk={risk}, "
+                         f"defensive={defensive}, unknown={unknown}")
+    weights = np.zeros(len(symbols))
+    weights[[symbols.index(s) for s in risk]] = 0.6 / len(risk)
+    weights[[symbols.index(s) for s in defensive]] = 0.4 / len(defensive)
+    return weights
