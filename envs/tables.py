@@ -147,7 +147,7 @@ def builtin_instrument_features(market: MarketData, config: EnvConfig,
     log_returns = market.log_returns
     safe_vol = np.where(bar_vol > 0, bar_vol, np.inf)                            # (T, N)
     lags = np.zeros((T, N, config.return_lags))
-    for k in range(config.return_lags):
+    for k in range(min(config.return_lags, T)):
         lags[k:, :, k] = log_returns[: T - k] / safe_vol[k:]
     columns = [np.clip(lags, -10.0, 10.0), (bar_vol * np.sqrt(market.bars_per_year))[..., None]]
     if market.sentiment is not None:

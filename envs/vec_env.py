@@ -45,6 +45,7 @@ class VecMarketEnv(VectorEnv):
                  regime_probs: np.ndarray | None = None,          # (T, K) float32
                  overlay: Overlay | None = None, seed: int | None = None,
                  copy: bool = True) -> None:
+        self.num_envs = num_envs
         config.check()
         if num_envs < 1:
             raise ValueError(f"num_envs={num_envs} must be >= 1")
@@ -55,7 +56,6 @@ class VecMarketEnv(VectorEnv):
                 f"market '{market.name}' has {T} bars: too few for env.warmup_bars="
                 f"{config.warmup_bars} plus env.episode_length={config.episode_length} and a step")
         self.market, self.config, self.overlay, self.copy = market, config, overlay, copy
-        self.num_envs = num_envs
         self.tables = build_tables(market, config, instrument_features, global_features, regime_probs)
         self.domain_index = market.domain_index                                  # (N,)
         D = len(market.domain_names)
