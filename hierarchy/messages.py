@@ -27,10 +27,10 @@ class AllocationMessage:
 @dataclass(frozen=True)
 class PerformanceReport:
     domain: str
-    log_return: float            # the domain's PnL contribution over the last bar (log)
+    last_return: float           # the domain's PnL contribution over the last bar / equity
     ewma_return: float           # recent average contribution (per bar)
-    ewma_volatility: float       # recent volatility of the contribution (per bar)
     gross_exposure: float        # sum |w_i| over the domain
+    net_exposure: float          # sum w_i over the domain
 
 
 @dataclass(frozen=True)

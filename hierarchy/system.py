@@ -1,0 +1,189 @@
+"""`HierarchicalSystem`: one decision for a batch of market environments.
+
+Per bar, for E envs at once:
+  1. the meta-controller acts in envs whose clock says so (every `meta_period` bars and at each
+     episode start) and holds its allocation and risk appetite in between; the env shows them
+     to the specialists (`set_guidance`);
+  2. each specialist reads its domain's view (its instruments' observations, the domain state,
+     and a coordination value: how its sub-portfolio correlates with the others') and every
+     instrument head proposes a position latent u; the signal is tanh(u) in [-1, 1];
+  3. signals compose into target weights w_i = L_max * rho * a_d(i) * s_i / n_d(i);
+  4. the env applies the risk overlay (if it has one) and executes.
+Messages (allocations down, performance reports up, coordination across) are built from the same
+arrays for the decision log. The system holds no market data: everything comes from the env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from envs.vec_env import VecMarketEnv
+from envs.views import DOMAIN_STATE
+from hierarchy.distributions import pack_action
+from hierarchy.messages import (AllocationMessage, PerformanceReport, as_record, compose_weights,
+                                coordination_signals, domain_correlations)
+from hierarchy.networks import MetaController, build_specialists, module_key
+
+
+@dataclass
+class HierarchyConfig:
+    """Networks and decision rhythm of the hierarchy (the `hierarchy/` config group)."""
+
+    meta_period: int = 5                  # bars between meta decisions (weekly on daily bars)
+    max_leverage: float = 2.0             # L_max of the weight composition
+    meta_hidden: int = 128
+    meta_dropout: float = 0.1
+    logit_scale: float = 3.0
+    specialist_hidden: int = 64
+    specialists: dict[str, str] = field(default_factory=dict)   # domain -> registered type
+    coordination_threshold: float = 0.5   # |correlation| that emits a coordination signal
+
+
+@dataclass
+class SpecialistStep:
+    """What one specialist saw and did in one bar, as tensors (for its PPO buffer)."""
+
+    domain_obs: Tensor        # (E, F_d)
+    instrument_obs: Tensor    # (E, n_d, F_i)
+    allocation: Tensor        # (E,)
+    appetite: Tensor          # (E,)
+    latent: Tensor            # (E, n_d) pre-squash positions
+    log_prob: Tensor          # (E,)
+    value: Tensor             # (E,)
+
+
+@dataclass
+class Decision:
+    """One bar's decision for E envs."""
+
+    specialists: list[SpecialistStep]
+    meta_obs: Tensor          # (E, F_m) the meta observation at this bar
+    meta_acted: np.ndarray    # (E,) bool, the meta-controller chose a new action at this bar
+    allocation: np.ndarray    # (E, D) float64, in force at this bar
+    appetite: np.ndarray      # (E,) float64
+    signals: np.ndarray       # (E, N) float64 in [-1, 1]
+    target_weights: np.ndarray  # (E, N) float64, before the risk overlay
+    coordination: np.ndarray  # (E, D, D) correlation of the domains' sub-portfolios
+
+    @property
+    def meta_action(self) -> Tensor:
+        """(E, D + 1) the packed meta action, as the critics see it."""
+        return pack_action(torch.as_tensor(self.allocation, dtype=torch.float32),
+                           torch.as_tensor(self.appetite, dtype=torch.float32))
+
+
+def env_covariance(env: VecMarketEnv) -> np.ndarray:
+    """(E, N, N) covariance of one bar's returns at each env's current bar, from the env's EWMA
+    bar volatilities and, when the meta observation carries instrument correlations, their
+    EWMA correlation (else zero correlation)."""
+    bar = env.state.bar                                                   # (E,)
+    vol = env.tables.bar_vol[bar]                                         # (E, N)
+    E, N = vol.shape
+    correlation = np.broadcast_to(np.eye(N), (E, N, N)).copy()
+    if env.config.meta_correlation == "instruments" and N > 1:
+        upper = np.triu_indices(N, k=1)
+        triangle = env.tables.global_observation[bar, : len(upper[0])]   # (E, N(N-1)/2)
+        correlation[:, upper[0], upper[1]] = triangle
+        correlation[:, upper[1], upper[0]] = triangle
+    return vol[:, :, None] * correlation * vol[:, None, :]
+
+
+class HierarchicalSystem(nn.Module):
+    """The meta-controller and one specialist per domain, sized from an env's views."""
+
+    def __init__(self, env: VecMarketEnv, config: HierarchyConfig) -> None:
+        super().__init__()
+        market = env.market
+        self.config = config
+        self.domain_names = market.domain_names
+        self.domain_index = env.domain_index
+        self.members = env.domain_members
+        D = len(self.domain_names)
+        instrument_dim = env.layout.per_instrument
+        domains = {d: market.instruments_of(d) for d in self.domain_names}
+        domain_dims = {d: len(symbols) * instrument_dim + len(DOMAIN_STATE) + 1
+                       for d, symbols in domains.items()}
+        self.specialists = build_specialists(domains, config.specialists, domain_dims, instrument_dim,
+                                             config.specialist_hidden)
+        meta_dim = env.meta_observation().shape[1]
+        self.meta = MetaController(meta_dim, D, config.meta_hidden, config.meta_dropout, config.logit_scale)
+        self.fixed_meta = False           # phase 1 and the no_meta ablation: equal, full appetite
+        E = env.num_envs
+        self.allocation = np.full((E, D), 1.0 / D)
+        self.appetite = np.ones(E)
+        self.clock = np.zeros(E, dtype=np.int64)      # bars since the meta-controller last acted
+
+    # ------------------------------------------------------------------ rhythm
+    def restart(self, envs: np.ndarray | None = None) -> None:
+        """Episodes (re)started in `envs` (all if None): the meta-controller acts next bar."""
+        self.clock[slice(None) if envs is None else envs] = 0
+
+    def _specialist_inputs(self, env: VecMarketEnv, coordination: np.ndarray) -> list[tuple[Tensor, Tensor]]:
+        E = env.num_envs
+        inputs = []
+        for d in range(len(self.domain_names)):
+            instrument_obs, domain_state = env.specialist_observation(d)
+            others = np.delete(coordination[:, d, :], d, axis=1)           # (E, D-1)
+            mean_coordination = others.mean(axis=1, keepdims=True) if others.shape[1] else np.zeros((E, 1))
+            domain_obs = np.concatenate([instrument_obs.reshape(E, -1), domain_state, mean_coordination], axis=1)
+            inputs.append((torch.as_tensor(domain_obs, dtype=torch.float32),
+                           torch.as_tensor(np.ascontiguousarray(instrument_obs), dtype=torch.float32)))
+        return inputs
+
+    # ------------------------------------------------------------------ one decision
+    @torch.no_grad()
+    def decide(self, env: VecMarketEnv, deterministic: bool = False) -> Decision:
+        """Choose target weights for every env at its current bar; updates the meta's hold."""
+        E, D = env.num_envs, len(self.domain_names)
+        meta_obs = torch.as_tensor(env.meta_observation(), dtype=torch.float32)
+        acts = self.clock % self.config.meta_period == 0
+        if acts.any():
+            if self.fixed_meta:
+                self.allocation[acts], self.appetite[acts] = 1.0 / D, 1.0
+            else:
+                allocation, appetite, _ = self.meta.act(meta_obs[acts], deterministic)
+                self.allocation[acts] = allocation.double().numpy()
+                self.appetite[acts] = appetite.double().numpy()
+        self.clock += 1
+        env.set_guidance(self.allocation, self.appetite)
+
+        coordination = domain_correlations(env.weights, env_covariance(env), self.domain_index, D)
+        inputs = self._specialist_inputs(env, coordination)
+        allocation_t = torch.as_tensor(self.allocation, dtype=torch.float32)
+        appetite_t = torch.as_tensor(self.appetite, dtype=torch.float32)
+        signals = np.zeros((E, len(self.domain_index)))
+        steps = []
+        for d, (domain_obs, instrument_obs) in enumerate(inputs):
+            specialist = self.specialists[module_key(self.domain_names[d])]
+            given = allocation_t[:, d]
+            mean, log_std = specialist(domain_obs, instrument_obs, given, appetite_t)
+            dist = torch.distributions.Normal(mean, log_std.exp().expand_as(mean))
+            latent = mean if deterministic else dist.sample()
+            steps.append(SpecialistStep(domain_obs, instrument_obs, given, appetite_t, latent,
+                                        dist.log_prob(latent).sum(-1),
+                                        specialist.value(domain_obs, given, appetite_t)))
+            signals[:, self.members[d]] = torch.tanh(latent).double().numpy()
+        targets = compose_weights(signals, self.allocation, self.appetite, self.domain_index,
+                                  self.config.max_leverage)
+        return Decision(steps, meta_obs, acts, self.allocation.copy(), self.appetite.copy(), signals,
+                        targets, coordination)
+
+    # ------------------------------------------------------------------ audit trail
+    def messages(self, decision: Decision, env: VecMarketEnv, e: int) -> list[dict]:
+        """Env e's messages of this decision: allocations down, reports up, coordination across."""
+        records = [as_record(AllocationMessage(name, float(decision.allocation[e, d]), float(decision.appetite[e])))
+                   for d, name in enumerate(self.domain_names)]
+        state = env.state
+        weights = env.weights[e]
+        for d, name in enumerate(self.domain_names):
+            held = weights[self.members[d]]
+            records.append(as_record(PerformanceReport(
+                name, float(state.domain_return[e, d]), float(state.domain_performance[e, d]),
+                float(np.abs(held).sum()), float(held.sum()))))
+        records += [as_record(s) for s in coordination_signals(decision.coordination[e], self.domain_names,
+                                                               self.config.coordination_threshold)]
+        return records
