@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.state import (COMMISSION, FINANCING, IMPACT, LIQUIDATION, SLIPPAGE, SPREAD, CostRates,
-                        EnvState, KernelParams, StepOutputs)
+from envs.state import (
+    COMMISSION,
+    FINANCING,
+    IMPACT,
+    LIQUIDATION,
+    SLIPPAGE,
+    SPREAD,
+    CostRates,
+    EnvState,
+    KernelParams,
+    StepOutputs,
+)
 from envs.tables import MarketTables
 from envs.views import N_DOMAIN_STATE, N_INSTRUMENT_STATE
 

@@ -90,6 +90,7 @@ class StepOutputs(NamedTuple):
 
 
 def cost_rates(costs: InstrumentCosts) -> CostRates:
+    """Per-instrument costs as the fractions the kernels multiply by."""
     return CostRates(
         spread=costs.half_spread_bps * 1e-4, spread_pips=costs.half_spread_pips * costs.pip_size,
         commission=costs.commission_bps * 1e-4, slippage_vol_coef=costs.slippage_vol_coef.copy(),
@@ -98,6 +99,7 @@ def cost_rates(costs: InstrumentCosts) -> CostRates:
 
 
 def kernel_params(config: EnvConfig, market: MarketData) -> KernelParams:
+    """The scalar settings of `config` for `market`'s bar frequency."""
     return KernelParams(
         initial_equity=float(config.initial_equity), max_leverage=float(config.max_leverage),
         daily_vol_factor=float(np.sqrt(market.bars_per_year / TRADING_DAYS_PER_YEAR)),
@@ -123,6 +125,7 @@ def allocate_state(E: int, N: int, D: int, W: int) -> EnvState:
 
 
 def allocate_outputs(E: int, N: int, D: int) -> StepOutputs:
+    """Zeroed per-step outputs, written in place by every step."""
     return StepOutputs(
         reward=np.zeros(E), log_return=np.zeros(E), instrument_reward=np.zeros((E, N)),
         domain_reward=np.zeros((E, D)), executed_weights=np.zeros((E, N)), fill_equity=np.zeros(E),

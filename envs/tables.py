@@ -28,7 +28,7 @@ class MarketTables(NamedTuple):
     close_tradable: np.ndarray         # (T, N) bool, close[t] is observed (margin calls trade it)
     bar_vol: np.ndarray                # (T, N) float64, EWMA volatility of one bar's log return
     adv_notional: np.ndarray           # (T, N) float64, average daily traded notional (0: unknown)
-    short_rate: np.ndarray             # (T,) float64, annual, as a fraction
+    short_rate: np.ndarray             # (T,) float64, annual fraction; 0 where macro has none
     instrument_features: np.ndarray    # (T, N, F) float32
     global_observation: np.ndarray     # (T, C + G + K) float32: correlations, global, regimes
 

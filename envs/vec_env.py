@@ -12,7 +12,7 @@ next episode, and `info["final_obs"]` holds its last observation (rows flagged b
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -23,8 +23,13 @@ from gymnasium.vector.utils import batch_space
 from envs import kernels, views
 from envs.config import EnvConfig
 from envs.market_data import MarketData
-from envs.state import (StepOutputs, allocate_outputs, allocate_state, cost_rates,
-                        kernel_params)
+from envs.state import (
+    StepOutputs,
+    allocate_outputs,
+    allocate_state,
+    cost_rates,
+    kernel_params,
+)
 from envs.tables import build_tables
 
 Overlay = Callable[[np.ndarray], np.ndarray]
@@ -37,7 +42,7 @@ class VecMarketEnv(VectorEnv):
     the next step overwrites: faster, for callers that copy what they keep (a rollout buffer).
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, market: MarketData, config: EnvConfig, num_envs: int,
                  instrument_features: np.ndarray | None = None,   # (T, N, F) float32
@@ -188,7 +193,7 @@ class VecMarketEnv(VectorEnv):
 class MarketEnv(gym.Env):
     """One market environment with the same dynamics, for single-env tools and `check_env`."""
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, market: MarketData, config: EnvConfig, **kwargs: Any) -> None:
         self.vec = VecMarketEnv(market, config, num_envs=1, copy=True, **kwargs)

@@ -8,6 +8,11 @@ One float32 row per env holds every level's observation, in three contiguous blo
                        gross_leverage, log_equity, then the global columns of the tables
                        (correlation upper triangle, global features, regime probabilities)
 
+weight is position / equity at the bar's close (drifted since the fill), unrealised_pnl is
+(position - average-cost basis) / equity, allocation and risk_appetite are what the level above
+last set (`VecMarketEnv.set_guidance`); last_return and performance are the domain's summed
+instrument rewards of the last step and their EWMA.
+
 The meta observation is the domain block plus the meta-only block (one slice); a specialist's
 observation is its domain's rows of the instrument block plus its domain's state. Both are views
 of the observation buffer when the domain's instruments are contiguous in universe order.

@@ -24,10 +24,9 @@ def hand_market(opens, closes, volumes, symbols, asset_classes, short_rate_pct=0
     opens, closes, volumes = (np.asarray(a, dtype=np.float64) for a in (opens, closes, volumes))
     T, N = closes.shape
     ohlcv = np.stack([opens, np.maximum(opens, closes), np.minimum(opens, closes), closes, volumes], -1)
-    fields = dict(half_spread_bps=0.0, half_spread_pips=0.0, pip_size=1e-4, commission_bps=0.0,
-                  slippage_vol_coef=0.0, impact_coef=0.0, financing_spread_bps=0.0,
-                  initial_margin=0.05, maintenance_margin=0.025)
-    fields.update(costs)
+    fields = {"half_spread_bps": 0.0, "half_spread_pips": 0.0, "pip_size": 1e-4, "commission_bps": 0.0,
+              "slippage_vol_coef": 0.0, "impact_coef": 0.0, "financing_spread_bps": 0.0,
+              "initial_margin": 0.05, "maintenance_margin": 0.025, **costs}
     return MarketData(
         name="hand", timestamps=pd.bdate_range("2024-01-01", periods=T, tz="UTC"),
         symbols=tuple(symbols), domains=tuple(asset_classes), asset_classes=tuple(asset_classes),
@@ -39,10 +38,9 @@ def hand_market(opens, closes, volumes, symbols, asset_classes, short_rate_pct=0
 
 def walk(**overrides):
     """Evaluation walk from bar 0 without reward penalties."""
-    fields = dict(initial_equity=1e6, episode_length=0, warmup_bars=0, drawdown_penalty=0.0,
-                  tail_penalty=0.0, volume_halflife=1.0, max_leverage=20.0)
-    fields.update(overrides)
-    return EnvConfig(**fields)
+    return EnvConfig(**{"initial_equity": 1e6, "episode_length": 0, "warmup_bars": 0,
+                        "drawdown_penalty": 0.0, "tail_penalty": 0.0, "volume_halflife": 1.0,
+                        "max_leverage": 20.0, **overrides})
 
 
 @pytest.fixture(scope="module")

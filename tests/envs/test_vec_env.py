@@ -27,7 +27,7 @@ def test_market_env_passes_the_gymnasium_checker(market):
 def test_spaces_dtypes_and_seeded_starts(market):
     config = EnvConfig(episode_length=50)
     env = VecMarketEnv(market, config, num_envs=32, seed=0)
-    observation, info = env.reset(seed=123)
+    observation, _ = env.reset(seed=123)
     assert observation.shape == (32, env.layout.size) and observation.dtype == np.float32
     assert env.single_action_space.shape == (market.n_instruments,)
     assert env.action_space.shape == (32, market.n_instruments) and env.observation_space.contains(observation)
