@@ -1,2 +1,2 @@
 """Markets: the validated `MarketData` container, the synthetic and real sample universes, file
-loaders, and (later) the vectorized Numba simulator with its gymnasium environments."""
+loaders, and the vectorized Numba simulator with its gymnasium environments."""

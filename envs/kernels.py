@@ -109,7 +109,7 @@ def _rebalance(e: int, targets: np.ndarray, t: int, equity_fill: float, tables: 
     weights = out.executed_weights
     gross_held = gross_free = margin_held = margin_free = 0.0
     for i in range(N):
-        if tables.fill_tradable[s, i]:
+        if tables.fill_tradable[s, i] and not np.isnan(targets[e, i]):   # NaN target: hold
             w = min(max(float(targets[e, i]), -limit), limit)
             gross_free += abs(w)
             margin_free += abs(w) * costs.initial_margin[i]
@@ -125,7 +125,7 @@ def _rebalance(e: int, targets: np.ndarray, t: int, equity_fill: float, tables: 
         scale = min(scale, max(1.0 - margin_held, 0.0) / margin_free)
     traded = 0.0
     for i in range(N):
-        if not tables.fill_tradable[s, i]:
+        if not tables.fill_tradable[s, i] or np.isnan(targets[e, i]):
             continue
         position = state.positions[e, i]
         new = weights[e, i] * scale * equity_fill
@@ -360,13 +360,13 @@ def write_observations(envs, tables: MarketTables, params: KernelParams, domain_
 
 @njit(cache=True, error_model="numpy")
 def first_invalid_env(targets: np.ndarray, state: EnvState) -> int:
-    """The first env whose targets are not all finite or whose episode is over, else -1
-    (checked apart from `step`, whose loops run faster without a raise inside)."""
+    """The first env with an infinite target or whose episode is over, else -1 (checked apart
+    from `step`, whose loops run faster without a raise inside). A NaN target means hold."""
     for e in range(targets.shape[0]):
         if state.bar[e] >= state.end_bar[e]:
             return e
         for i in range(targets.shape[1]):
-            if not np.isfinite(targets[e, i]):
+            if np.isinf(targets[e, i]):
                 return e
     return -1
 
@@ -376,8 +376,8 @@ def step(targets: np.ndarray, tables: MarketTables, costs: CostRates, params: Ke
          domain_of: np.ndarray, state: EnvState, out: StepOutputs, observation: np.ndarray) -> None:
     """Advance every env one bar toward `targets` (E, N) and write its next observation.
 
-    Call `first_invalid_env` first: this kernel trusts that targets are finite and that no
-    episode is over.
+    A NaN target holds that instrument's position. Call `first_invalid_env` first: this kernel
+    trusts that no target is infinite and that no episode is over.
     """
     _mark_to_fill(tables, state, out)
     _fill(targets, tables, costs, params, state, out)

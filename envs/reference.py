@@ -64,16 +64,17 @@ def step(targets: np.ndarray, tables: MarketTables, costs: CostRates, params: Ke
     tradable = tables.fill_tradable[s]                               # 2. fill
     per_equity = np.where(ruined, 0.0, 1.0 / np.where(ruined, 1.0, fill_equity))[:, None]
     limit = params.max_leverage
-    weights = np.where(tradable, np.clip(targets, -limit, limit), positions * per_equity)
+    rebalancing = tradable & ~np.isnan(targets)                     # NaN target: hold
+    weights = np.where(rebalancing, np.clip(np.nan_to_num(targets), -limit, limit), positions * per_equity)
     margin = np.abs(weights) * costs.initial_margin
-    gross_free, gross_held = (np.abs(weights) * tradable).sum(1), (np.abs(weights) * ~tradable).sum(1)
-    margin_free, margin_held = (margin * tradable).sum(1), (margin * ~tradable).sum(1)
+    gross_free, gross_held = (np.abs(weights) * rebalancing).sum(1), (np.abs(weights) * ~rebalancing).sum(1)
+    margin_free, margin_held = (margin * rebalancing).sum(1), (margin * ~rebalancing).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where((gross_held + gross_free > limit) & (gross_free > 0.0),
                          np.minimum(1.0, np.maximum(limit - gross_held, 0.0) / gross_free), 1.0)
         scale = np.where((margin_held + margin_free > 1.0) & (margin_free > 0.0),
                          np.minimum(scale, np.maximum(1.0 - margin_held, 0.0) / margin_free), scale)
-    trading = tradable & ~ruined[:, None]
+    trading = rebalancing & ~ruined[:, None]
     new = np.where(trading, weights * scale[:, None] * fill_equity[:, None], positions)
     new = np.where(tradable & ruined[:, None], 0.0, new)             # ruin: close at the fill
     size = np.abs(new - positions)

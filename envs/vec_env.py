@@ -98,7 +98,8 @@ class VecMarketEnv(VectorEnv):
 
     def step_weights(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                          np.ndarray, dict[str, Any]]:
-        """Execute weights (E, N) as given (clipped, and capped by leverage and margin only)."""
+        """Execute weights (E, N) as given (clipped, and capped by leverage and margin only);
+        a NaN weight holds that instrument's position."""
         weights = np.asarray(weights)
         if weights.shape != self.state.positions.shape:
             raise ValueError(f"weights have shape {weights.shape}, expected {self.state.positions.shape}")
@@ -106,7 +107,7 @@ class VecMarketEnv(VectorEnv):
         if bad >= 0:
             if self.state.bar[bad] >= self.state.end_bar[bad]:
                 raise RuntimeError(f"env {bad}'s episode is over; call reset()")
-            raise ValueError(f"weights of env {bad} are not finite: {weights[bad]}")
+            raise ValueError(f"weights of env {bad} are infinite: {weights[bad]}")
         kernels.step(weights, self.tables, self.costs, self.params, self.domain_index, self.state,
                      self.outputs, self.observation)
         out = self.outputs

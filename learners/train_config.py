@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
+from envs.config import EnvConfig
 from envs.loading import MarketConfig
 
 
@@ -43,6 +44,7 @@ class TrainConfig:
     experiment: str = "default"
     seed: int = 0                # the agent's seed; the synthetic market has its own (market.synthetic.seed)
     market: MarketConfig = field(default_factory=MarketConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
 

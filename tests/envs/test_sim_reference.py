@@ -1,6 +1,6 @@
 """The Numba kernels and the plain-numpy reference step compute the same numbers, including
-margin calls, ruin, stale (forward-filled) bars and closes-only instruments; and what those
-special bars do to a trade."""
+margin calls, ruin, stale (forward-filled) bars, closes-only instruments and held (NaN)
+targets; and what those special bars do to a trade."""
 
 import dataclasses
 
@@ -10,7 +10,7 @@ import pytest
 from envs import kernels, reference
 from envs.config import EXECUTION_MODES, EnvConfig
 from envs.market_data import CLOSE, FORWARD_FILLED, HIGH, LOW, OPEN
-from envs.state import EnvState, StepOutputs
+from envs.state import COST_KINDS, EnvState, StepOutputs
 from envs.synthetic import SyntheticConfig, generate
 from envs.vec_env import VecMarketEnv
 
@@ -60,6 +60,7 @@ def test_numba_and_numpy_steps_agree(market, execution):
         if env.outputs.terminated.any():
             break
         targets = scale * rng.uniform(-1.0, 1.0, (E, N))
+        targets[rng.random((E, N)) < 0.2] = np.nan               # hold these positions
         kernels.step(targets, env.tables, env.costs, env.params, env.domain_index, env.state,
                      env.outputs, env.observation)
         reference.step(targets, env.tables, env.costs, env.params, env.domain_index, state, out,
@@ -93,3 +94,30 @@ def test_closes_only_instrument_fills_at_the_previous_close(market):
     env = VecMarketEnv(market, EnvConfig(), num_envs=1)
     np.testing.assert_array_equal(env.tables.fill_price[1:, CLOSES_ONLY], market.close[:-1, CLOSES_ONLY])
     np.testing.assert_array_equal(env.tables.fill_price[1:, 0], market.field("open")[1:, 0])
+
+
+def test_nan_targets_hold_positions_under_next_open():
+    """Buy-and-hold at the open: one entry, then NaN targets. Nothing trades again, so the only
+    later cost is financing (paying the entry cost out of a fully invested book levers it a
+    little), and equity is the entry's notional grown by each price, less all costs."""
+    market = generate(SyntheticConfig(years=1, seed=8))
+    config = EnvConfig(episode_length=0, execution="next_open")
+    env = VecMarketEnv(market, config, num_envs=1, seed=0)
+    env.reset(seed=0)
+    N = market.n_instruments
+    _, _, _, _, info = env.step(np.full((1, N), 1.0 / N))
+    entry_cost = info["costs"].sum()
+    entry_bar = env.state.bar[0]
+    hold = np.full((1, N), np.nan)
+    turnover = 0.0
+    while True:
+        _, _, terminated, truncated, info = env.step(hold)
+        turnover += info["turnover"][0]
+        if truncated[0] or terminated[0]:
+            break
+    costs = info["ledger_costs"][0]
+    financing = costs[COST_KINDS.index("financing")]
+    assert turnover == 0.0 and costs.sum() - financing == pytest.approx(entry_cost, rel=1e-12)
+    notional = np.full(N, config.initial_equity / N)                    # sized at the first fill
+    grown = (notional * market.close[-1] / market.field("open")[entry_bar]).sum()
+    assert info["equity"][0] == pytest.approx(grown - costs.sum(), rel=1e-9)

@@ -57,3 +57,10 @@ def test_cli_prints_config_and_saves_it(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "learners.train", "markt=synthetic8",
                           f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "Key 'markt' not in 'TrainConfig'" in bad.stderr
+
+
+def test_env_config_is_part_of_the_schema():
+    config = compose_train(["env.execution=close", "env.drawdown_penalty=0"])
+    assert config.env.execution == "close" and config.env.drawdown_penalty == 0
+    with pytest.raises(Exception, match="executon"):
+        compose_train(["env.executon=close"])
