@@ -107,11 +107,12 @@ def _oracle_rule(market: MarketData, config: BaselineConfig) -> Callable[[int], 
 
 
 def baseline_weights(name: str, market: MarketData, config: BaselineConfig | None = None,
-                     rng: np.random.Generator | None = None) -> np.ndarray:
-    """(T, N) target weights of the named baseline; NaN rows mean 'hold'."""
+                     rng: np.random.Generator | None = None, start: int = 0) -> np.ndarray:
+    """(T, N) target weights of the named baseline, rebalancing from bar `start` (the
+    simulator's first decision bar, its `warmup_bars`); NaN rows mean 'hold'."""
     config = config or BaselineConfig()
     T, N = market.n_bars, market.n_instruments
-    bars = rebalance_bars(T, config.rebalance_every)
+    bars = rebalance_bars(T, config.rebalance_every, start)
     equal = np.full(N, 1.0 / N)
     if name == "equal_weight":
         return _schedule(market, bars, lambda t: equal)
@@ -128,7 +129,7 @@ def baseline_weights(name: str, market: MarketData, config: BaselineConfig | Non
         rng = rng or np.random.default_rng(0)
         return _schedule(market, bars, lambda t: rng.dirichlet(np.ones(N)))
     if name == "oracle":
-        return _schedule(market, rebalance_bars(T, 1), _oracle_rule(market, config))
+        return _schedule(market, rebalance_bars(T, 1, start), _oracle_rule(market, config))
     raise KeyError(f"unknown baseline '{name}'; one of {BASELINES}")
 
 

@@ -1,0 +1,119 @@
+"""Backtests: a policy or a weight schedule walked once through a split in the simulator.
+
+Every strategy runs in the same `VecMarketEnv` with the same costs (one env, `episode_length=0`:
+the whole split from `warmup_bars`, deterministically). Pre-cost and cost-stress runs scale the
+trading costs (spread, commission, slippage, impact and the financing spread over the short
+rate); funding leverage at the short rate itself is a return, not a trading cost, and stays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from envs.config import EnvConfig
+from envs.costs import InstrumentCosts
+from envs.market_data import MarketData
+from envs.state import COST_KINDS
+from envs.vec_env import VecMarketEnv
+from eval import metrics
+
+TRADING_COSTS = ("half_spread_bps", "half_spread_pips", "commission_bps", "slippage_vol_coef",
+                 "impact_coef", "financing_spread_bps")
+
+
+def scale_costs(market: MarketData, factor: float) -> MarketData:
+    """The market with every trading cost multiplied by `factor` (0: pre-cost; 2, 3: stress)."""
+    scaled = {k: v * factor if k in TRADING_COSTS else v for k, v in market.costs.as_dict().items()}
+    return dataclasses.replace(market, costs=InstrumentCosts(**scaled))
+
+
+@dataclass
+class BacktestResult:
+    """One strategy over one split, bar by bar from the first decision's fill."""
+
+    name: str
+    timestamps: pd.DatetimeIndex     # (T,) the bar each row ends at
+    returns: np.ndarray              # (T,) simple return of equity over the bar
+    weights: np.ndarray              # (T, N) executed weights right after the fill
+    costs: np.ndarray                # (T, 6) money by COST_KINDS
+    turnover: np.ndarray             # (T,) sum |trade| / equity at the fill
+    equity: np.ndarray               # (T,)
+    initial_equity: float
+    periods_per_year: float
+
+    def summary(self, risk_free: float = 0.0) -> dict[str, float]:
+        """Headline metrics (eval.metrics conventions); turnover and costs per year, costs as a
+        fraction of initial equity."""
+        stats = {k: float(v[0]) for k, v in metrics.summary(self.returns, risk_free, self.periods_per_year).items()}
+        years = len(self.returns) / self.periods_per_year
+        stats["turnover"] = float(self.turnover.sum() / years)
+        stats["costs"] = float(self.costs.sum() / self.initial_equity / years)
+        return stats
+
+    def frames(self, symbols: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+        """Daily returns, weights and costs as frames indexed by timestamp."""
+        index = pd.Index(self.timestamps, name="timestamp")
+        return {
+            "returns": pd.DataFrame({"return": self.returns, "equity": self.equity,
+                                     "turnover": self.turnover}, index=index),
+            "weights": pd.DataFrame(self.weights, index=index, columns=list(symbols)),
+            "costs": pd.DataFrame(self.costs, index=index, columns=list(COST_KINDS)),
+        }
+
+    def write(self, folder: str | Path, symbols: tuple[str, ...]) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in self.frames(symbols).items():
+            tmp = folder / f".{self.name}_{name}.parquet.tmp"
+            frame.to_parquet(tmp)
+            tmp.replace(folder / f"{self.name}_{name}.parquet")
+
+
+Decide = Callable[[VecMarketEnv], np.ndarray]
+
+
+def run(name: str, market: MarketData, config: EnvConfig, decide: Decide,
+        after_step: Callable[[VecMarketEnv, dict], None] | None = None, **env_kwargs) -> BacktestResult:
+    """Walk `market` once: at each bar `decide(env)` returns target weights (1, N) (NaN holds);
+    `after_step(env, info)` sees every step (decision logs)."""
+    config = dataclasses.replace(config, episode_length=0)
+    env = VecMarketEnv(market, config, num_envs=1, seed=0, **env_kwargs)
+    env.reset(seed=0)
+    rows: dict[str, list] = {k: [] for k in ("bar", "equity", "weights", "costs", "turnover")}
+    previous = config.initial_equity
+    returns = []
+    while True:
+        targets = decide(env)
+        bar = int(env.state.bar[0]) + 1
+        _, _, terminated, truncated, info = env.step(targets)
+        if after_step is not None:
+            after_step(env, info)
+        equity = float(info["equity"][0])
+        returns.append(equity / previous - 1.0)
+        previous = equity
+        rows["bar"].append(bar)
+        rows["equity"].append(equity)
+        rows["weights"].append(info["executed_weights"][0].copy())
+        rows["costs"].append(info["costs"][0].copy())
+        rows["turnover"].append(float(info["turnover"][0]))
+        if terminated[0] or truncated[0]:
+            break
+    return BacktestResult(name, market.timestamps[np.asarray(rows["bar"])], np.asarray(returns),
+                          np.asarray(rows["weights"]), np.asarray(rows["costs"]),
+                          np.asarray(rows["turnover"]), np.asarray(rows["equity"]),
+                          config.initial_equity, market.bars_per_year)
+
+
+def run_schedule(name: str, market: MarketData, config: EnvConfig, schedule: np.ndarray,
+                 **env_kwargs) -> BacktestResult:
+    """A (T, N) target-weight schedule (NaN: hold), as from `eval.baselines.baseline_weights`."""
+    if schedule.shape != (market.n_bars, market.n_instruments):
+        raise ValueError(f"schedule of '{name}' has shape {schedule.shape}, expected "
+                         f"{(market.n_bars, market.n_instruments)}")
+    return run(name, market, config, lambda env: schedule[env.state.bar][:1], **env_kwargs)
