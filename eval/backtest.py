@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from envs.market_data import MarketData
 from envs.state import COST_KINDS
 from envs.vec_env import VecMarketEnv
 from eval import metrics
+from hierarchy.decision_log import DecisionLog
+from hierarchy.system import HierarchicalSystem
 
 TRADING_COSTS = ("half_spread_bps", "half_spread_pips", "commission_bps", "slippage_vol_coef",
                  "impact_coef", "financing_spread_bps")
@@ -117,3 +120,39 @@ def run_schedule(name: str, market: MarketData, config: EnvConfig, schedule: np.
         raise ValueError(f"schedule of '{name}' has shape {schedule.shape}, expected "
                          f"{(market.n_bars, market.n_instruments)}")
     return run(name, market, config, lambda env: schedule[env.state.bar][:1], **env_kwargs)
+
+
+def run_system(name: str, market: MarketData, config: EnvConfig, system: HierarchicalSystem,
+               decision_log: str | Path | None = None, regime_probs: np.ndarray | None = None,
+               **env_kwargs) -> BacktestResult:
+    """The hierarchy, deterministic (policy means, no dropout), walked once through `market`;
+    with `decision_log`, one JSON line per bar: the audit trail of every trade."""
+    system.eval()
+    pending: dict = {}
+    with DecisionLog(decision_log) if decision_log is not None else nullcontext() as log:
+
+        def decide(env: VecMarketEnv) -> np.ndarray:
+            if env.state.bar[0] == config.warmup_bars and not pending:
+                system.restart()
+            decision = system.decide(env, deterministic=True)
+            if log is not None:
+                bar = int(env.state.bar[0])
+                pending.update(
+                    timestamp=str(market.timestamps[bar]), bar=bar,
+                    regime_probs=None if regime_probs is None else regime_probs[bar],
+                    allocation=dict(zip(system.domain_names, decision.allocation[0])),
+                    risk_appetite=decision.appetite[0], meta_acted=bool(decision.meta_acted[0]),
+                    messages=system.messages(decision, env, 0),
+                    signals=dict(zip(market.symbols, decision.signals[0])),
+                    target_weights=dict(zip(market.symbols, decision.target_weights[0])))
+            return decision.target_weights
+
+        def after_step(env: VecMarketEnv, info: dict) -> None:
+            if log is not None:
+                log.write({**pending,
+                           "executed_weights": dict(zip(market.symbols, info["executed_weights"][0])),
+                           "limits_bound": getattr(env.overlay, "last_report", None),
+                           "equity": info["equity"][0], "costs": info["costs"][0].sum(),
+                           "liquidated": bool(info["liquidated"][0])})
+
+        return run(name, market, config, decide, after_step, regime_probs=regime_probs, **env_kwargs)

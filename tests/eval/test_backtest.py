@@ -5,7 +5,7 @@ import pytest
 
 from envs.config import EnvConfig
 from envs.synthetic import SyntheticConfig, generate
-from eval.backtest import run_schedule, scale_costs
+from eval.backtest import run_schedule, run_system, scale_costs
 from eval.baselines import baseline_weights
 
 
@@ -43,3 +43,27 @@ def test_buy_and_hold_trades_once_and_pre_cost_is_cheaper(market):
 def test_schedule_shape_is_checked(market):
     with pytest.raises(ValueError, match="expected"):
         run_schedule("bad", market, EnvConfig(), np.zeros((3, 3)))
+
+
+def test_system_backtest_writes_the_decision_log(market, tmp_path):
+    import torch
+
+    from envs.vec_env import VecMarketEnv
+    from hierarchy.decision_log import read_decision_log
+    from hierarchy.system import HierarchicalSystem, HierarchyConfig
+
+    config = EnvConfig()
+    probe = VecMarketEnv(market, config, num_envs=1, seed=0)
+    torch.manual_seed(0)
+    system = HierarchicalSystem(probe, HierarchyConfig(meta_period=5))
+    path = tmp_path / "decisions.jsonl"
+    first = run_system("hierarchy", market, config, system, decision_log=path)
+    second = run_system("hierarchy", market, config, system)
+    np.testing.assert_array_equal(first.returns, second.returns)          # deterministic
+    rows = read_decision_log(path)
+    assert len(rows) == len(first.returns)
+    row = rows[0]
+    assert {"timestamp", "allocation", "risk_appetite", "signals", "target_weights",
+            "executed_weights", "messages", "limits_bound"} <= set(row)
+    assert row["meta_acted"] and not rows[1]["meta_acted"] and rows[5]["meta_acted"]
+    assert set(row["executed_weights"]) == set(market.symbols)
