@@ -128,12 +128,11 @@ def run_system(name: str, market: MarketData, config: EnvConfig, system: Hierarc
     """The hierarchy, deterministic (policy means, no dropout), walked once through `market`;
     with `decision_log`, one JSON line per bar: the audit trail of every trade."""
     system.eval()
+    system.bind(1)
     pending: dict = {}
     with DecisionLog(decision_log) if decision_log is not None else nullcontext() as log:
 
         def decide(env: VecMarketEnv) -> np.ndarray:
-            if env.state.bar[0] == config.warmup_bars and not pending:
-                system.restart()
             decision = system.decide(env, deterministic=True)
             if log is not None:
                 bar = int(env.state.bar[0])

@@ -112,12 +112,17 @@ class HierarchicalSystem(nn.Module):
         meta_dim = env.meta_observation().shape[1]
         self.meta = MetaController(meta_dim, D, config.meta_hidden, config.meta_dropout, config.logit_scale)
         self.fixed_meta = False           # phase 1 and the no_meta ablation: equal, full appetite
-        E = env.num_envs
-        self.allocation = np.full((E, D), 1.0 / D)
-        self.appetite = np.ones(E)
-        self.clock = np.zeros(E, dtype=np.int64)      # bars since the meta-controller last acted
+        self.bind(env.num_envs)
 
     # ------------------------------------------------------------------ rhythm
+    def bind(self, num_envs: int) -> None:
+        """Fresh per-env decision state for `num_envs` envs: equal allocation, full appetite,
+        and the meta-controller due at the next bar."""
+        D = len(self.domain_names)
+        self.allocation = np.full((num_envs, D), 1.0 / D)
+        self.appetite = np.ones(num_envs)
+        self.clock = np.zeros(num_envs, dtype=np.int64)   # bars since the meta-controller acted
+
     def restart(self, envs: np.ndarray | None = None) -> None:
         """Episodes (re)started in `envs` (all if None): the meta-controller acts next bar."""
         self.clock[slice(None) if envs is None else envs] = 0

@@ -53,7 +53,7 @@ def test_system_backtest_writes_the_decision_log(market, tmp_path):
     from hierarchy.system import HierarchicalSystem, HierarchyConfig
 
     config = EnvConfig()
-    probe = VecMarketEnv(market, config, num_envs=1, seed=0)
+    probe = VecMarketEnv(market, config, num_envs=16, seed=0)          # trained on 16 envs
     torch.manual_seed(0)
     system = HierarchicalSystem(probe, HierarchyConfig(meta_period=5))
     path = tmp_path / "decisions.jsonl"
