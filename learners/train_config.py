@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 
 from envs.config import EnvConfig
 from envs.loading import MarketConfig
+from hierarchy.system import HierarchyConfig
 
 
 @dataclass
@@ -38,6 +39,15 @@ class BudgetConfig:
 
 
 @dataclass
+class AblationConfig:
+    """Which ablation a run is (the `ablation/` group's files set the switches they name)."""
+
+    name: str = "full"
+    meta: bool = True            # False: equal allocation and full risk appetite throughout
+    policy: str = "hierarchy"    # 'hierarchy' or 'flat' (single-agent PPO over all instruments)
+
+
+@dataclass
 class TrainConfig:
     """Everything a training run depends on; saved with the run as `.hydra/config.yaml`."""
 
@@ -45,6 +55,8 @@ class TrainConfig:
     seed: int = 0                # the agent's seed; the synthetic market has its own (market.synthetic.seed)
     market: MarketConfig = field(default_factory=MarketConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
+    hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
 

@@ -64,3 +64,13 @@ def test_env_config_is_part_of_the_schema():
     assert config.env.execution == "close" and config.env.drawdown_penalty == 0
     with pytest.raises(Exception, match="executon"):
         compose_train(["env.executon=close"])
+
+
+def test_ablations_override_what_they_name():
+    assert compose_train([]).ablation.name == "full"
+    penalty = compose_train(["ablation=no_risk_penalty"])
+    assert penalty.env.drawdown_penalty == 0 and penalty.env.tail_penalty == 0
+    assert compose_train(["ablation=no_cql"]).phase.pretrain == "none"
+    assert compose_train(["ablation=no_meta"]).ablation.meta is False
+    assert compose_train(["ablation=flat_ppo"]).ablation.policy == "flat"
+    assert compose_train(["hierarchy.meta_period=21"]).hierarchy.meta_period == 21
