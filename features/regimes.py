@@ -1,0 +1,172 @@
+"""Market regimes: a Gaussian HMM on return, volatility and VIX-like inputs, fitted on the
+training split only, with online (forward-algorithm) filtered probabilities.
+
+The number of states is chosen by BIC from a range. States are relabelled by a fixed rule so that
+names are stable across seeds: with three or more states the one of highest mean volatility is
+'volatile'; the rest, by mean return from high to low, are 'bull', 'neutral1', ..., 'bear'.
+Probabilities at t come from the forward recursion over inputs <= t: never smoothed, never
+Viterbi, both of which look ahead.
+
+    python -m features.regimes --seed 0     # score the filtered regime on synthetic8
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+from hmmlearn.hmm import GaussianHMM
+from scipy.stats import multivariate_normal
+
+from envs.market_data import MarketData
+from features.config import RegimeConfig
+
+RETURN, VOLATILITY = 0, 1        # columns of the HMM inputs that the naming rule reads
+
+
+def regime_inputs(market: MarketData, smoothing_window: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(T, D) HMM inputs and their names: the cross-sectional mean log return and mean log
+    realised volatility over `smoothing_window` bars, and log VIX when the market has a daily
+    'vix' present from its first bar. Warm-up rows are NaN."""
+    returns = pd.DataFrame(market.log_returns)                                  # (T, N)
+    rolling = returns.rolling(smoothing_window, min_periods=smoothing_window)
+    mean_return = rolling.mean().mean(axis=1).to_numpy()
+    log_vol = np.log(np.sqrt((returns**2).rolling(smoothing_window, min_periods=smoothing_window)
+                             .mean()) + 1e-12).mean(axis=1).to_numpy()
+    columns, names = [mean_return, log_vol], ["mean_return", "mean_log_vol"]
+    if "vix" in market.macro_names:
+        m = market.macro_names.index("vix")
+        vix = market.macro[:, m]
+        if not market.macro_is_monthly[m] and np.isfinite(vix).all() and (vix > 0).all():
+            columns.append(np.log(vix))
+            names.append("log_vix")
+    X = np.column_stack(columns)
+    X[:smoothing_window] = np.nan                   # row 0's return is a placeholder 0
+    return X, tuple(names)
+
+
+def regime_names(n_states: int) -> tuple[str, ...]:
+    """Names of `n_states` relabelled states, in output column order."""
+    if n_states < 2:
+        raise ValueError(f"a regime model needs at least 2 states, got {n_states}")
+    calm = n_states - 1 if n_states >= 3 else n_states
+    middle = tuple(f"neutral{k}" for k in range(1, calm - 1))
+    return ("bull",) + middle + ("bear",) + (("volatile",) if n_states >= 3 else ())
+
+
+class RegimeDetector:
+    """Gaussian HMM regime detector with scikit-learn's shape: `fit` on training inputs,
+    `transform` to filtered probabilities (T, K) with columns named by `names_`."""
+
+    def __init__(self, min_states: int = 2, max_states: int = 4, n_iter: int = 200,
+                 seed: int = 0) -> None:
+        if not 2 <= min_states <= max_states:
+            raise ValueError(f"need 2 <= min_states <= max_states, got {min_states}, {max_states}")
+        self.min_states, self.max_states = min_states, max_states
+        self.n_iter, self.seed = n_iter, seed
+
+    def fit(self, X: np.ndarray) -> RegimeDetector:
+        """Fit one HMM per state count on the finite rows of X (D inputs, columns RETURN and
+        VOLATILITY first) and keep the one of lowest BIC, with states relabelled."""
+        rows = X[np.isfinite(X).all(axis=1)]
+        if len(rows) < 10 * self.max_states:
+            raise ValueError(f"regime detector: only {len(rows)} finite training rows for up to "
+                             f"{self.max_states} states; lengthen the training split")
+        self.bic_ = {}
+        best = None
+        for k in range(self.min_states, self.max_states + 1):
+            model = GaussianHMM(n_components=k, covariance_type="full", n_iter=self.n_iter,
+                                random_state=self.seed).fit(rows)
+            self.bic_[k] = float(model.bic(rows))
+            if best is None or self.bic_[k] < self.bic_[best.n_components]:
+                best = model
+        order = self._relabel(best.means_)
+        self.n_states_ = best.n_components
+        self.names_ = regime_names(self.n_states_)
+        self.means_ = best.means_[order]                                       # (K, D)
+        self.covars_ = best.covars_[order]                                     # (K, D, D)
+        self.transmat_ = best.transmat_[np.ix_(order, order)]                  # (K, K)
+        self.startprob_ = best.startprob_[order]                               # (K,)
+        return self
+
+    @staticmethod
+    def _relabel(means: np.ndarray) -> np.ndarray:
+        """Permutation of fitted states into `regime_names` order."""
+        K = len(means)
+        states = list(range(K))
+        volatile = [int(np.argmax(means[:, VOLATILITY]))] if K >= 3 else []
+        calm = sorted((s for s in states if s not in volatile), key=lambda s: -means[s, RETURN])
+        return np.array(calm + volatile)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """(T, K) filtered probabilities P(state_t | inputs <= t); rows with NaN inputs carry the
+        prediction forward without an observation."""
+        T = len(X)
+        finite = np.isfinite(X).all(axis=1)
+        filled = np.where(finite[:, None], X, self.means_[0])
+        log_density = np.column_stack([multivariate_normal.logpdf(filled, mean, cov, allow_singular=True)
+                                       for mean, cov in zip(self.means_, self.covars_)])   # (T, K)
+        probs = np.empty((T, self.n_states_))
+        belief = self.startprob_
+        for t in range(T):
+            prior = belief if t == 0 else belief @ self.transmat_
+            if finite[t]:
+                weighted = prior * np.exp(log_density[t] - log_density[t].max())
+                belief = weighted / weighted.sum() if weighted.sum() > 0 else prior
+            else:
+                belief = prior
+            probs[t] = belief
+        return probs
+
+
+def score_against_truth(probs: np.ndarray, truth: np.ndarray, train_end: int) -> dict[str, float]:
+    """Accuracy and detection delay of the filtered regime on bars >= train_end.
+
+    Each detected state is mapped to the true regime it coincides with most on the training bars
+    (learned on training only). Delay: bars from a true switch until the detected regime first
+    equals the new one, over switches detected before the regime ends.
+    """
+    detected = probs.argmax(axis=1)
+    K = probs.shape[1]
+    train = slice(0, train_end)
+    mapping = np.array([np.bincount(truth[train][detected[train] == k], minlength=truth.max() + 1).argmax()
+                        if (detected[train] == k).any() else 0 for k in range(K)])
+    predicted, actual = mapping[detected][train_end:], truth[train_end:]
+    switches = np.flatnonzero(np.diff(actual) != 0) + 1
+    delays = []
+    for s, end in zip(switches, list(switches[1:]) + [len(actual)]):
+        hits = np.flatnonzero(predicted[s:end] == actual[s])
+        if hits.size:
+            delays.append(int(hits[0]))
+    return {"accuracy": float((predicted == actual).mean()),
+            "chance": float(np.bincount(actual).max() / len(actual)),
+            "switches": float(len(switches)),
+            "detected_share": float(len(delays) / max(len(switches), 1)),
+            "median_delay_bars": float(np.median(delays)) if delays else float("nan"),
+            "mean_delay_bars": float(np.mean(delays)) if delays else float("nan")}
+
+
+def main() -> None:
+    from envs.synthetic import SyntheticConfig, generate
+
+    parser = argparse.ArgumentParser(description="Score filtered HMM regimes on synthetic8.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--years", type=float, default=10.0)
+    parser.add_argument("--train", type=float, default=0.7, help="training share of the bars")
+    args = parser.parse_args()
+    market = generate(SyntheticConfig(years=args.years, seed=args.seed))
+    config = RegimeConfig(seed=args.seed)
+    X, names = regime_inputs(market, config.smoothing_window)
+    train_end = int(round(market.n_bars * args.train))
+    detector = RegimeDetector(config.min_states, config.max_states, config.n_iter,
+                              config.seed).fit(X[:train_end])
+    scores = score_against_truth(detector.transform(X), market.ground_truth.regime, train_end)
+    print(f"synthetic8 seed={args.seed} years={args.years} inputs={names} "
+          f"states={detector.n_states_} {detector.names_} BIC={detector.bic_}")
+    for key, value in scores.items():
+        print(f"  {key:18s} {value:.3f}")
+
+
+if __name__ == "__main__":
+    main()
