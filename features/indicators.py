@@ -176,12 +176,14 @@ def _lagged_ratio(x: np.ndarray, lag: int) -> np.ndarray:
 def sma(x: np.ndarray, window: int) -> np.ndarray:
     """(T, N) simple moving average; rows < window - 1 are NaN."""
     check_window(window, len(x), "sma")
+    check_finite(x, "sma")
     return _sma(x, window)
 
 
 def ema(x: np.ndarray, window: int) -> np.ndarray:
     """(T, N) exponential moving average, k = 2 / (window + 1), seeded with the first SMA."""
     check_window(window, len(x), "ema")
+    check_finite(x, "ema")
     return _ema_seeded(x, window, 2.0 / (window + 1), window - 1)
 
 
@@ -193,6 +195,7 @@ def macd(close: np.ndarray, fast: int = 12, slow: int = 26,
     if not 1 < fast < slow:
         raise ValueError(f"macd: need 1 < fast < slow, got fast={fast}, slow={slow}")
     check_window(slow + signal - 1, len(close), "macd")
+    check_finite(close, "macd")
     line = (_ema_seeded(close, fast, 2.0 / (fast + 1), slow - 1)
             - _ema_seeded(close, slow, 2.0 / (slow + 1), slow - 1))
     signal_line = _ema_seeded(line, signal, 2.0 / (signal + 1), slow + signal - 2)
@@ -203,6 +206,7 @@ def macd(close: np.ndarray, fast: int = 12, slow: int = 26,
 def rsi(close: np.ndarray, window: int = 14) -> np.ndarray:
     """(T, N) relative strength index in [0, 100], Wilder smoothing; rows < window are NaN."""
     check_window(window + 1, len(close), "rsi")
+    check_finite(close, "rsi")
     return _wilder_rsi(close, window)
 
 
@@ -223,6 +227,8 @@ def bollinger(close: np.ndarray, window: int = 20,
 
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     """(T, N) true range; row 0 is NaN (no previous close)."""
+    for values, name in ((high, "high"), (low, "low"), (close, "close")):
+        check_finite(values, f"true_range {name}")
     return _true_range(high, low, close)
 
 
@@ -230,11 +236,13 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int = 14) 
     """(T, N) average true range, Wilder smoothing seeded with the mean of the first `window`
     true ranges; rows < window are NaN."""
     check_window(window + 1, len(close), "atr")
-    return _wilder_average(_true_range(high, low, close), window, 1)
+    return _wilder_average(true_range(high, low, close), window, 1)
 
 
 def obv(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
     """(T, N) on-balance volume, starting from the first bar's volume."""
+    check_finite(close, "obv close")
+    check_finite(volume, "obv volume")
     return _obv(close, volume)
 
 
@@ -249,12 +257,14 @@ def rolling_vwap(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: n
 def roc(close: np.ndarray, horizon: int) -> np.ndarray:
     """(T, N) rate of change close_t / close_{t-h} - 1 (TA-Lib's ROC / 100)."""
     check_window(horizon + 1, len(close), "roc")
+    check_finite(close, "roc")
     return _lagged_ratio(close, horizon) - 1.0
 
 
 def momentum(close: np.ndarray, horizon: int) -> np.ndarray:
     """(T, N) momentum close_t - close_{t-h} (TA-Lib's MOM)."""
     check_window(horizon + 1, len(close), "momentum")
+    check_finite(close, "momentum")
     out = np.full_like(close, np.nan)
     out[horizon:] = close[horizon:] - close[:-horizon]
     return out
