@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 
 from envs.config import EnvConfig
 from envs.loading import MarketConfig
+from features.config import FeaturesConfig
 from hierarchy.system import HierarchyConfig
 
 
@@ -55,6 +56,7 @@ class TrainConfig:
     seed: int = 0                # the agent's seed; the synthetic market has its own (market.synthetic.seed)
     market: MarketConfig = field(default_factory=MarketConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)

@@ -74,3 +74,9 @@ def test_ablations_override_what_they_name():
     assert compose_train(["ablation=no_meta"]).ablation.meta is False
     assert compose_train(["ablation=flat_ppo"]).ablation.policy == "flat"
     assert compose_train(["hierarchy.meta_period=21"]).hierarchy.meta_period == 21
+
+
+def test_feature_ablations():
+    assert compose_train([]).features.sentiment is True
+    assert compose_train(["ablation=no_sentiment"]).features.sentiment is False
+    assert compose_train(["ablation=no_regime"]).features.regime is False
