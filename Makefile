@@ -29,6 +29,7 @@ demo: setup
 bench: setup
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(PY) -m envs.bench
+	$(PY) -m features.bench
 	$(PY) -m hierarchy.bench
 
 clean:
