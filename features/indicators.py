@@ -210,19 +210,46 @@ def rsi(close: np.ndarray, window: int = 14) -> np.ndarray:
     return _wilder_rsi(close, window)
 
 
+@njit(cache=True, error_model="numpy")
+def _bollinger(x: np.ndarray, window: int, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """%B and bandwidth in one pass: the running sums of `_sma` and `_rolling_std`, in the same
+    order of operations, so the bands equal those of the separate kernels bit for bit."""
+    T, N = x.shape
+    percent_b = np.full((T, N), NAN)
+    bandwidth = np.full((T, N), NAN)
+    total = np.zeros(N)
+    total2 = np.zeros(N)
+    for t in range(min(window - 1, T)):                       # warm-up: sums only
+        for i in range(N):
+            total[i] += x[t, i]
+            total2[i] += x[t, i] * x[t, i]
+    for t in range(window - 1, T):
+        first = t - window + 1
+        for i in range(N):
+            value = x[t, i]
+            total[i] += value
+            total2[i] += value * value
+            middle = total[i] / window
+            var = total2[i] / window - middle * middle
+            half = width * np.sqrt(var) if var > 1e-14 else 0.0
+            upper, lower = middle + half, middle - half
+            span = upper - lower
+            percent_b[t, i] = (value - lower) / span if span > 0 else 0.5
+            bandwidth[t, i] = span / middle
+            old = x[first, i]
+            total[i] -= old
+            total2[i] -= old * old
+    return percent_b, bandwidth
+
+
 def bollinger(close: np.ndarray, window: int = 20,
               width: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """(T, N) %B = (close - lower) / (upper - lower) and bandwidth = (upper - lower) / middle of
-    bands at `width` population standard deviations around the SMA. %B is 0.5 where the band
-    has zero width."""
-    middle = sma(close, window)
-    half = width * _rolling_std(close, middle, window)
-    upper, lower = middle + half, middle - half
-    span = upper - lower
-    with np.errstate(invalid="ignore", divide="ignore"):
-        percent_b = np.where(span > 0, (close - lower) / span, 0.5)
-    percent_b[np.isnan(middle)] = np.nan
-    return percent_b, span / middle
+    bands at `width` population standard deviations around the SMA (TA-Lib's BBANDS). %B is 0.5
+    where the band has zero width."""
+    check_window(window, len(close), "bollinger")
+    check_finite(close, "bollinger")
+    return _bollinger(close, window, float(width))
 
 
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
