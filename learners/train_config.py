@@ -16,6 +16,7 @@ from envs.config import EnvConfig
 from envs.loading import MarketConfig
 from features.config import FeaturesConfig
 from hierarchy.system import HierarchyConfig
+from risk.limits import RiskLimits
 
 
 @dataclass
@@ -58,6 +59,7 @@ class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
+    risk: RiskLimits = field(default_factory=RiskLimits)
     ablation: AblationConfig = field(default_factory=AblationConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)

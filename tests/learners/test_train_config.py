@@ -80,3 +80,11 @@ def test_feature_ablations():
     assert compose_train([]).features.sentiment is True
     assert compose_train(["ablation=no_sentiment"]).features.sentiment is False
     assert compose_train(["ablation=no_regime"]).features.regime is False
+
+
+def test_risk_group():
+    config = compose_train(["risk.max_var=0.01"])
+    assert config.risk.max_var == 0.01 and config.risk.max_drawdown == 0.15
+    loose = compose_train(["risk=loose"])
+    assert loose.risk.max_var == float("inf") and loose.risk.max_class_share == 1.0
+    loose.risk.check()
