@@ -211,10 +211,18 @@ def shrink_correlation(w: np.ndarray, covariance: np.ndarray, cap: float, work: 
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def utilisation(w: np.ndarray, covariance: np.ndarray, limits: KernelLimits, work: Workspace,
-                out: np.ndarray) -> float:
-    """Each limit's measure over its limit into out (6,), the caps reporting their largest;
-    returns w' S w and leaves the peer sums of `w` in the workspace."""
+def book_risk(w: np.ndarray, covariance: np.ndarray, work: Workspace) -> tuple[float, float]:
+    """(w' S w, correlation exposure) of a book, leaving its peer sums in the workspace."""
+    quadratic = covariance_products(w, covariance, work)
+    numerator, denominator = pair_sums(w, work.peer)
+    return quadratic, correlation_exposure(numerator, denominator)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def utilisation(w: np.ndarray, quadratic: float, correlation: float, limits: KernelLimits,
+                work: Workspace, out: np.ndarray) -> None:
+    """Each limit's measure over its limit into out (6,), the caps reporting their largest,
+    given the book's w' S w and correlation exposure."""
     instrument, gross, margin = 0.0, 0.0, 0.0
     class_gross = work.class_gross
     fill(class_gross, 0.0)
@@ -227,23 +235,21 @@ def utilisation(w: np.ndarray, covariance: np.ndarray, limits: KernelLimits, wor
     asset_class = 0.0
     for k in range(class_gross.shape[0]):
         asset_class = max(asset_class, ratio(class_gross[k], limits.class_caps[k]))
-    quadratic = covariance_products(w, covariance, work)
-    numerator, denominator = pair_sums(w, work.peer)
     out[INSTRUMENT] = instrument
     out[ASSET_CLASS] = asset_class
-    out[CORRELATION] = correlation_exposure(numerator, denominator) / limits.max_correlation
+    out[CORRELATION] = correlation / limits.max_correlation
     out[GROSS] = ratio(gross, limits.max_gross)
     out[MARGIN] = ratio(margin, limits.max_margin)
     out[VAR] = ratio(limits.var_multiplier * math.sqrt(max(quadratic, 0.0)), limits.max_var)
-    return quadratic
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def project(w: np.ndarray, covariance: np.ndarray, quadratic: float, limits: KernelLimits,
-            work: Workspace, bound: np.ndarray) -> None:
+            work: Workspace, bound: np.ndarray) -> tuple[float, float]:
     """Shrink one book `w` (N,) in place into every limit, in the order of `risk.overlay`,
     flagging in `bound` (6,) the steps that changed it; `quadratic` and the workspace's peer
-    sums are those of `w` on entry."""
+    sums are those of `w` on entry. Returns the new book's w' S w and correlation exposure
+    (step 4's scaling by c multiplies the first by c^2 and leaves the second as it is)."""
     n = w.shape[0]
     for i in range(n):                                              # 1. instrument caps
         if abs(w[i]) > limits.instrument_caps[i]:
@@ -293,6 +299,7 @@ def project(w: np.ndarray, covariance: np.ndarray, quadratic: float, limits: Ker
     if scale < 1.0:
         for i in range(n):
             w[i] *= scale
+    return quadratic * scale * scale, correlation_exposure(numerator, denominator)
 
 
 @njit(cache=True, error_model="numpy")
@@ -329,13 +336,10 @@ def overlay_batch(targets: np.ndarray, covariance: np.ndarray, trading_allowed: 
             continue
         for i in range(N):
             w[i] = targets[e, i]
-        quadratic = utilisation(w, covariance[c], limits, work, target_utilisation[e])
+        quadratic, correlation = book_risk(w, covariance[c], work)
+        utilisation(w, quadratic, correlation, limits, work, target_utilisation[e])
         if not trading_allowed[e]:
             fill(w, 0.0)
             continue
-        project(w, covariance[c], quadratic, limits, work, bound[e])
-        if bound[e].any():
-            utilisation(w, covariance[c], limits, work, executed_utilisation[e])
-        else:
-            for k in range(bound.shape[1]):
-                executed_utilisation[e, k] = target_utilisation[e, k]
+        quadratic, correlation = project(w, covariance[c], quadratic, limits, work, bound[e])
+        utilisation(w, quadratic, correlation, limits, work, executed_utilisation[e])
