@@ -26,7 +26,8 @@ MIN_LIMIT = 1e-6
 # average correlations this close count as a tie in the correlation shrink
 TIE = 1e-12
 
-LIMIT_NAMES: tuple[str, ...] = ("instrument", "asset_class", "correlation", "gross", "margin", "var")
+LIMIT_NAMES: tuple[str, ...] = (
+    "instrument", "asset_class", "correlation", "gross", "margin", "var")
 INSTRUMENT, ASSET_CLASS, CORRELATION, GROSS, MARGIN, VAR = range(len(LIMIT_NAMES))
 
 

@@ -90,7 +90,8 @@ class RiskLimits:
         """(N,) cap on |w_i|: the default, or the symbol's override."""
         unknown = sorted(set(self.instrument_caps) - set(symbols))
         if unknown:
-            raise KeyError(f"risk.instrument_caps names {unknown}, not in the universe {list(symbols)}")
+            raise KeyError(f"risk.instrument_caps names {unknown}, not in the universe "
+                           f"{list(symbols)}")
         return np.array([self.instrument_caps.get(s, self.max_instrument_weight) for s in symbols],
                         dtype=np.float64)
 
@@ -102,7 +103,8 @@ class RiskLimits:
         meet it only by flattening every book that holds fewer than 1 / share classes."""
         unknown = sorted(set(self.class_shares) - set(class_names))
         if unknown:
-            raise KeyError(f"risk.class_shares names {unknown}, not among the classes {list(class_names)}")
+            raise KeyError(f"risk.class_shares names {unknown}, not among the classes "
+                           f"{list(class_names)}")
         shares = np.array([self.class_shares.get(c, self.max_class_share) for c in class_names],
                           dtype=np.float64)
         if self.max_gross_leverage == 0.0:

@@ -21,14 +21,16 @@ The projection, per env, applies these steps in this order, each only shrinking 
     3. shrink positions, most correlated with the rest of the book first, until rho <= cap
        (closed-form factor per position, see `risk.kernels.shrink_correlation`);
     4. scale the whole book by c = min(1, G / gross, M / margin, V / VaR).
-Why every limit holds at the end: the instrument, class, gross, margin and VaR measures are
-monotone in |w| (shrinking any |w_i| cannot raise them; for VaR under uniform scaling, the only
-shrink applied after it), so no later step breaks an earlier cap; rho is a ratio of two forms
-homogeneous of degree 2, so the uniform scaling of step 4 leaves it unchanged; steps 2 to 4
-each end with their own limit met, and step 4's measures are homogeneous of degree 1, so c
-meets all three at once. Idempotence: a limit binds only when its measure exceeds it by more
-than `RTOL` (1e-9, relative; absolute for rho), every step is the identity on a book within
-its limit, and the output is within every limit, so a second pass returns it bit for bit.
+Why every limit holds at the end. The instrument, class, gross and margin measures are
+monotone in each |w_i|: no later shrink can break them. Steps 3 and 4 shrink, so the caps of
+steps 1 and 2 survive them. rho is a ratio of two forms homogeneous of degree 2, so step 4's
+uniform scaling leaves it as step 3 left it. VaR is not monotone in each |w_i| (closing a
+hedge can raise it), which is why it is enforced last, by the uniform scaling alone: gross,
+margin and VaR are homogeneous of degree 1, so c * w has c times each, and c meets all three at
+once. Idempotence: a limit binds only when its measure exceeds it by more than `RTOL` (1e-9,
+relative; absolute for rho), every step is the identity on a book within its limit, and the
+output is within every limit, so a second pass returns it bit for bit. The correlation step
+checks its result recomputed from scratch, the way the next pass will.
 
 Input: an env whose targets hold NaN, infinity or a weight over 1e6 times equity, or whose
 covariance holds NaN or infinity, gets zero weights and is flagged in the report
@@ -36,9 +38,8 @@ covariance holds NaN or infinity, gets zero weights and is flagged in the report
 weights (`halted`). Wrong shapes and negative variances raise. The guarantees are tested for
 books whose nonzero weights lie between 1e-13 and 3 times equity; weights some 150 orders of
 magnitude below the largest reach floating-point underflow, and the limits then hold only to
-that precision.
-The covariance must be symmetric (not checked per call); if estimation leaves it slightly
-indefinite, a negative w' S w counts as zero variance.
+that precision. The covariance must be symmetric (not checked per call); if estimation leaves
+it slightly indefinite, a negative w' S w counts as zero variance.
 """
 
 from __future__ import annotations
@@ -85,11 +86,11 @@ class RiskOverlay:
         limits.check()
         self.limits = limits
         self.class_index = np.ascontiguousarray(class_index, dtype=np.int64)     # (N,)
-        n = self.class_index.shape[0]
-        self.class_names = tuple(class_names)
-        if self.class_index.ndim != 1 or n == 0:
+        if self.class_index.ndim != 1 or self.class_index.size == 0:
             raise ValueError(f"class_index must be a non-empty (N,) array, got shape "
                              f"{self.class_index.shape}")
+        n = self.class_index.shape[0]
+        self.class_names = tuple(class_names)
         if self.class_index.min() < 0 or self.class_index.max() >= len(self.class_names):
             raise ValueError(f"class_index must lie in [0, {len(self.class_names)}) to index "
                              f"class_names {self.class_names}")

@@ -75,8 +75,8 @@ def test_backtest_counts_losses_beyond_the_var_and_rarely_rejects_a_correct_var(
         assert result.n_exceptions == int((returns < -var).sum())
         rejections += result.conditional_coverage.p_value < 0.05
     assert rejections <= 12                                 # about 5 expected
-    np.testing.assert_array_equal(var_exceptions(np.array([-0.02, -0.01]), np.array([0.015, 0.015])),
-                                  [True, False])
+    hits = var_exceptions(np.array([-0.02, -0.01]), np.array([0.015, 0.015]))
+    np.testing.assert_array_equal(hits, [True, False])
 
 
 def test_exceptions_must_be_a_boolean_series():

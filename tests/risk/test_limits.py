@@ -42,7 +42,8 @@ def test_caps_resolve_per_instrument_and_class_with_overrides():
     limits = RiskLimits(max_gross_leverage=3.0, class_shares={"commodity": 0.2},
                         instrument_caps={"XAUUSD": 0.3}, max_instrument_weight=math.inf)
     np.testing.assert_allclose(limits.class_caps(["fx", "commodity"]), [1.2, 0.6])
-    np.testing.assert_array_equal(limits.instrument_cap_array(["EURUSD", "XAUUSD"]), [math.inf, 0.3])
+    caps = limits.instrument_cap_array(["EURUSD", "XAUUSD"])
+    np.testing.assert_array_equal(caps, [math.inf, 0.3])
     np.testing.assert_array_equal(limits.margin_rate_array(["equity", "fx"]), [0.5, 0.0333])
     off = RiskLimits(max_gross_leverage=math.inf, class_shares={"fx": 0.0})
     np.testing.assert_array_equal(off.class_caps(["fx", "commodity"]), [0.0, math.inf])

@@ -64,8 +64,10 @@ def test_cornish_fisher_multipliers_are_the_expansion_and_its_exact_tail_mean(sk
     p = 1 - confidence
     k_var, k_cvar = tails.cornish_fisher_multipliers(confidence, skewness, kurtosis)
     assert k_var == pytest.approx(-cornish_fisher_quantile(stats.norm.ppf(p), skewness, kurtosis))
-    tail, _ = integrate.quad(lambda u: cornish_fisher_quantile(stats.norm.ppf(u), skewness, kurtosis),
-                             0, p, epsabs=1e-13, limit=200)
+    def quantile(u: float) -> float:
+        return cornish_fisher_quantile(stats.norm.ppf(u), skewness, kurtosis)
+
+    tail, _ = integrate.quad(quantile, 0, p, epsabs=1e-13, limit=200)
     assert k_cvar == pytest.approx(-tail / p, rel=1e-8)
     if skewness == kurtosis == 0:
         assert (k_var, k_cvar) == pytest.approx(tails.normal_multipliers(confidence), rel=1e-12)
