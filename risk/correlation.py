@@ -24,9 +24,6 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-STATES: tuple[str, ...] = ("normal", "spike", "breakdown")
-
-
 @dataclass(frozen=True)
 class CorrelationEvent:
     """The onset of a spike, a breakdown or a return to normal."""
