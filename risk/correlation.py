@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+
 @dataclass(frozen=True)
 class CorrelationEvent:
     """The onset of a spike, a breakdown or a return to normal."""
