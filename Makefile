@@ -30,6 +30,7 @@ bench: setup
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(PY) -m envs.bench
 	$(PY) -m features.bench
+	$(PY) -m risk.bench
 	$(PY) -m hierarchy.bench
 
 clean:
