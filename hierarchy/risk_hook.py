@@ -6,7 +6,8 @@ At each step the env calls the hook with the target weights (E, N). The hook
   2. updates the kill switch with each env's equity;
   3. replaces held instruments (NaN targets) by their current drifted weights, so the overlay
      sees the book that will actually be held;
-  4. applies `risk.overlay.RiskOverlay` with the covariance of one bar's returns at each env's
+  4. applies `risk.overlay.RiskOverlay` (its margin rates taken from the market's costs, the
+     simulator's own) with the covariance of one bar's returns at each env's
      bar (`hierarchy.system.env_covariance`: EWMA volatilities and correlations, causal);
   5. returns NaN again where a held position came through untouched (it stays a hold, with no
      trade), and the overlay's executed weights everywhere else.
@@ -14,6 +15,8 @@ At each step the env calls the hook with the target weights (E, N). The hook
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -27,10 +30,20 @@ from risk.limits import RiskLimits
 from risk.overlay import OverlayReport, RiskOverlay
 
 
+def market_margin_rates(market: MarketData) -> dict[str, float]:
+    """Initial margin per asset class from the market's own costs (the simulator's source), the
+    highest of the class's instruments, so the overlay and the simulator agree."""
+    rates: dict[str, float] = {}
+    for asset_class, rate in zip(market.asset_classes, market.costs.initial_margin):
+        rates[asset_class] = max(rates.get(asset_class, 0.0), float(rate))
+    return rates
+
+
 class RiskHook:
     """Callable overlay for `VecMarketEnv(overlay=...)`; `bind(env)` once the env exists."""
 
     def __init__(self, limits: RiskLimits, market: MarketData, num_envs: int) -> None:
+        limits = dataclasses.replace(limits, margin_rates=market_margin_rates(market))
         limits.check()
         self.overlay = RiskOverlay.for_universe(limits, market.symbols, market.asset_classes)
         self.tracker = DrawdownTracker(num_envs, limits.max_drawdown, limits.kill_switch_cooldown)

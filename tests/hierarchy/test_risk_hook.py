@@ -49,3 +49,14 @@ def test_kill_switch_flattens_after_a_drawdown(market):
         env.step(long_equity)
         halted_bars += int(env.overlay.report.halted[0])
     assert env.overlay.tracker.triggers and halted_bars > 0
+
+
+def test_margin_rates_come_from_the_market(market):
+    from hierarchy.risk_hook import RiskHook, market_margin_rates
+
+    rates = market_margin_rates(market)
+    assert rates == {"fx": 0.0333, "commodity": 0.10, "equity_index": 0.05}
+    custom = RiskLimits(margin_rates={"fx": 0.5, "commodity": 0.5, "equity_index": 0.5, "equity": 0.5})
+    hook = RiskHook(custom, market, num_envs=2)          # the market's rates win in the simulator
+    np.testing.assert_allclose(hook.overlay.kernel_limits.margin_rates,
+                               market.costs.initial_margin)
