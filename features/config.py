@@ -68,6 +68,7 @@ class RegimeConfig:
     max_states: int = 4
     smoothing_window: int = 10               # bars in the return and volatility inputs
     n_iter: int = 200
+    n_init: int = 3                          # EM runs per state count; the most likely is kept
     seed: int = 0
 
 

@@ -163,7 +163,8 @@ def compute_features(market: MarketData, config: FeaturesConfig, train_end: int,
     if config.regime:
         rc = config.regimes
         X, _ = regime_inputs(market, rc.smoothing_window)
-        detector = RegimeDetector(rc.min_states, rc.max_states, rc.n_iter, rc.seed).fit(X[:train_end])
+        detector = RegimeDetector(rc.min_states, rc.max_states, rc.n_iter, rc.n_init,
+                                  seed=rc.seed).fit(X[:train_end])
         probs, regime_names = detector.transform(X), detector.names_
     lap("regime")
     global_names = macro_names + SUMMARY_NAMES

@@ -26,14 +26,17 @@ RETURN, VOLATILITY = 0, 1        # columns of the HMM inputs that the naming rul
 
 
 def regime_inputs(market: MarketData, smoothing_window: int) -> tuple[np.ndarray, tuple[str, ...]]:
-    """(T, D) HMM inputs and their names: the cross-sectional mean log return and mean log
-    realised volatility over `smoothing_window` bars, and log VIX when the market has a daily
-    'vix' present from its first bar. Warm-up rows are NaN."""
+    """(T, D) HMM inputs and their names: the cross-sectional mean log return of the bar, the
+    mean log realised volatility over `smoothing_window` bars, and log VIX when the market has a
+    daily 'vix' present from its first bar. The first `smoothing_window` rows are NaN (warm-up).
+
+    The return is left unsmoothed: each state's variance of it then carries the regime's volatility
+    and co-movement at once, and a smoothed mean would only add detection delay.
+    """
     returns = pd.DataFrame(market.log_returns)                                  # (T, N)
-    rolling = returns.rolling(smoothing_window, min_periods=smoothing_window)
-    mean_return = rolling.mean().mean(axis=1).to_numpy()
+    mean_return = returns.mean(axis=1).to_numpy()                               # (T,)
     log_vol = np.log(np.sqrt((returns**2).rolling(smoothing_window, min_periods=smoothing_window)
-                             .mean()) + 1e-12).mean(axis=1).to_numpy()
+                             .mean()) + 1e-12).mean(axis=1).to_numpy()         # (T,)
     columns, names = [mean_return, log_vol], ["mean_return", "mean_log_vol"]
     if "vix" in market.macro_names:
         m = market.macro_names.index("vix")
@@ -57,28 +60,39 @@ def regime_names(n_states: int) -> tuple[str, ...]:
 
 class RegimeDetector:
     """Gaussian HMM regime detector with scikit-learn's shape: `fit` on training inputs,
-    `transform` to filtered probabilities (T, K) with columns named by `names_`."""
+    `transform` to filtered probabilities (T, K) with columns named by `names_`.
+
+    Inputs are standardised with the training rows' mean and standard deviation (`center_`,
+    `scale_`), so that EM sees comparable scales (raw daily returns against log VIX make the
+    fitted covariances near singular); `means_` and `covars_` are in those standardised units.
+    Each state count gets `n_init` EM runs from different seeds and keeps the most likely.
+    """
 
     def __init__(self, min_states: int = 2, max_states: int = 4, n_iter: int = 200,
-                 seed: int = 0) -> None:
+                 n_init: int = 3, seed: int = 0) -> None:
         if not 2 <= min_states <= max_states:
             raise ValueError(f"need 2 <= min_states <= max_states, got {min_states}, {max_states}")
+        if n_init < 1:
+            raise ValueError(f"n_init must be >= 1, got {n_init}")
         self.min_states, self.max_states = min_states, max_states
-        self.n_iter, self.seed = n_iter, seed
+        self.n_iter, self.n_init, self.seed = n_iter, n_init, seed
 
     def fit(self, X: np.ndarray) -> RegimeDetector:
-        """Fit one HMM per state count on the finite rows of X (D inputs, columns RETURN and
+        """Fit HMMs for every state count on the finite rows of X (D inputs, columns RETURN and
         VOLATILITY first) and keep the one of lowest BIC, with states relabelled."""
         rows = X[np.isfinite(X).all(axis=1)]
         if len(rows) < 10 * self.max_states:
             raise ValueError(f"regime detector: only {len(rows)} finite training rows for up to "
                              f"{self.max_states} states; lengthen the training split")
+        self.center_ = rows.mean(axis=0)                                       # (D,)
+        spread = rows.std(axis=0)
+        self.scale_ = np.where(spread > 0, spread, 1.0)                        # (D,)
+        Z = (rows - self.center_) / self.scale_
         self.bic_ = {}
         best = None
         for k in range(self.min_states, self.max_states + 1):
-            model = GaussianHMM(n_components=k, covariance_type="full", n_iter=self.n_iter,
-                                random_state=self.seed).fit(rows)
-            self.bic_[k] = float(model.bic(rows))
+            model = self._most_likely_fit(Z, k)
+            self.bic_[k] = float(model.bic(Z))
             if best is None or self.bic_[k] < self.bic_[best.n_components]:
                 best = model
         order = self._relabel(best.means_)
@@ -89,6 +103,22 @@ class RegimeDetector:
         self.transmat_ = best.transmat_[np.ix_(order, order)]                  # (K, K)
         self.startprob_ = best.startprob_[order]                               # (K,)
         return self
+
+    def _most_likely_fit(self, Z: np.ndarray, n_states: int) -> GaussianHMM:
+        """The most likely of `n_init` EM runs; a run whose covariances break down is skipped."""
+        fits = []
+        for run in range(self.n_init):
+            model = GaussianHMM(n_components=n_states, covariance_type="full", n_iter=self.n_iter,
+                                random_state=self.seed + run)
+            try:
+                model.fit(Z)
+            except ValueError:                   # a state collapsed onto too few rows
+                continue
+            fits.append((model.score(Z), model))
+        if not fits:
+            raise ValueError(f"regime detector: all {self.n_init} EM runs with {n_states} states broke "
+                             "down; narrow the state range or lengthen the training split")
+        return max(fits, key=lambda fit: fit[0])[1]
 
     @staticmethod
     def _relabel(means: np.ndarray) -> np.ndarray:
@@ -104,7 +134,7 @@ class RegimeDetector:
         prediction forward without an observation."""
         T = len(X)
         finite = np.isfinite(X).all(axis=1)
-        filled = np.where(finite[:, None], X, self.means_[0])
+        filled = np.where(finite[:, None], (X - self.center_) / self.scale_, self.means_[0])
         log_density = np.column_stack([multivariate_normal.logpdf(filled, mean, cov, allow_singular=True)
                                        for mean, cov in zip(self.means_, self.covars_)])   # (T, K)
         probs = np.empty((T, self.n_states_))
@@ -159,8 +189,8 @@ def main() -> None:
     config = RegimeConfig(seed=args.seed)
     X, names = regime_inputs(market, config.smoothing_window)
     train_end = int(round(market.n_bars * args.train))
-    detector = RegimeDetector(config.min_states, config.max_states, config.n_iter,
-                              config.seed).fit(X[:train_end])
+    detector = RegimeDetector(config.min_states, config.max_states, config.n_iter, config.n_init,
+                              seed=config.seed).fit(X[:train_end])
     scores = score_against_truth(detector.transform(X), market.ground_truth.regime, train_end)
     print(f"synthetic8 seed={args.seed} years={args.years} inputs={names} "
           f"states={detector.n_states_} {detector.names_} BIC={detector.bic_}")

@@ -16,11 +16,20 @@ def fitted():
     return market, X, train_end, detector
 
 
-def test_filtered_regime_recovers_ground_truth_well_above_chance(fitted):
-    market, X, train_end, detector = fitted
+def test_filtered_probabilities_are_distributions(fitted):
+    _, X, _, detector = fitted
     probs = detector.transform(X)
+    assert probs.shape == (len(X), detector.n_states_)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    scores = score_against_truth(probs, market.ground_truth.regime, train_end)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])      # 1 and 3 broke EM on unstandardised inputs
+def test_filtered_regime_recovers_ground_truth_well_above_chance(seed):
+    market = generate(SyntheticConfig(years=10, seed=seed))
+    X, _ = regime_inputs(market, 10)
+    train_end = int(0.7 * market.n_bars)
+    detector = RegimeDetector(2, 4, seed=seed).fit(X[:train_end])
+    scores = score_against_truth(detector.transform(X), market.ground_truth.regime, train_end)
     assert scores["accuracy"] > scores["chance"] + 0.1
     assert scores["median_delay_bars"] <= 10
 
