@@ -37,7 +37,10 @@ class EWMACovariance(BaseEstimator):
 
 def make_estimator(name: str, ewma_halflife: float = 20.0) -> BaseEstimator:
     """The covariance estimator called `name`: 'ledoit_wolf', 'sample' or 'ewma'."""
-    estimators = {"ledoit_wolf": LedoitWolf, "sample": EmpiricalCovariance,
+    # no precision matrix: only `covariance_` is read, and its pseudo-inverse would cost an
+    # eigendecomposition per window (most of the time of a 500-instrument estimate)
+    estimators = {"ledoit_wolf": lambda: LedoitWolf(store_precision=False),
+                  "sample": lambda: EmpiricalCovariance(store_precision=False),
                   "ewma": lambda: EWMACovariance(ewma_halflife)}
     if name not in estimators:
         raise ValueError(f"unknown covariance estimator '{name}' (one of {sorted(estimators)})")
