@@ -127,6 +127,13 @@ class HierarchicalSystem(nn.Module):
         """Episodes (re)started in `envs` (all if None): the meta-controller acts next bar."""
         self.clock[slice(None) if envs is None else envs] = 0
 
+    def observe_specialists(self, env: VecMarketEnv) -> tuple[list[tuple[Tensor, Tensor]], np.ndarray]:
+        """Each specialist's inputs at the env's current bar, (domain_obs (E, F_d),
+        instrument_obs (E, n_d, F_i)) per domain, and the domains' coordination (E, D, D)."""
+        coordination = domain_correlations(env.weights, env_covariance(env), self.domain_index,
+                                           len(self.domain_names))
+        return self._specialist_inputs(env, coordination), coordination
+
     def _specialist_inputs(self, env: VecMarketEnv, coordination: np.ndarray) -> list[tuple[Tensor, Tensor]]:
         E = env.num_envs
         inputs = []
@@ -156,8 +163,7 @@ class HierarchicalSystem(nn.Module):
         self.clock += 1
         env.set_guidance(self.allocation, self.appetite)
 
-        coordination = domain_correlations(env.weights, env_covariance(env), self.domain_index, D)
-        inputs = self._specialist_inputs(env, coordination)
+        inputs, coordination = self.observe_specialists(env)
         allocation_t = torch.as_tensor(self.allocation, dtype=torch.float32)
         appetite_t = torch.as_tensor(self.appetite, dtype=torch.float32)
         signals = np.zeros((E, len(self.domain_index)))
