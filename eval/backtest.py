@@ -23,7 +23,9 @@ from envs.market_data import MarketData
 from envs.state import COST_KINDS
 from envs.vec_env import VecMarketEnv
 from eval import metrics
+from risk.limits import RiskLimits
 from hierarchy.decision_log import DecisionLog
+from hierarchy.risk_hook import risk_env
 from hierarchy.system import HierarchicalSystem
 
 TRADING_COSTS = ("half_spread_bps", "half_spread_pips", "commission_bps", "slippage_vol_coef",
@@ -82,11 +84,13 @@ Decide = Callable[[VecMarketEnv], np.ndarray]
 
 
 def run(name: str, market: MarketData, config: EnvConfig, decide: Decide,
-        after_step: Callable[[VecMarketEnv, dict], None] | None = None, **env_kwargs) -> BacktestResult:
-    """Walk `market` once: at each bar `decide(env)` returns target weights (1, N) (NaN holds);
-    `after_step(env, info)` sees every step (decision logs)."""
+        after_step: Callable[[VecMarketEnv, dict], None] | None = None,
+        limits: RiskLimits | None = None, **env_kwargs) -> BacktestResult:
+    """Walk `market` once, behind the risk overlay when `limits` are given: at each bar
+    `decide(env)` returns target weights (1, N) (NaN holds); `after_step(env, info)` sees every
+    step (decision logs). `env_kwargs` pass feature arrays to the env."""
     config = dataclasses.replace(config, episode_length=0)
-    env = VecMarketEnv(market, config, num_envs=1, seed=0, **env_kwargs)
+    env = risk_env(market, config, limits, num_envs=1, seed=0, **env_kwargs)
     env.reset(seed=0)
     rows: dict[str, list] = {k: [] for k in ("bar", "equity", "weights", "costs", "turnover")}
     previous = config.initial_equity
@@ -114,17 +118,17 @@ def run(name: str, market: MarketData, config: EnvConfig, decide: Decide,
 
 
 def run_schedule(name: str, market: MarketData, config: EnvConfig, schedule: np.ndarray,
-                 **env_kwargs) -> BacktestResult:
+                 limits: RiskLimits | None = None, **env_kwargs) -> BacktestResult:
     """A (T, N) target-weight schedule (NaN: hold), as from `eval.baselines.baseline_weights`."""
     if schedule.shape != (market.n_bars, market.n_instruments):
         raise ValueError(f"schedule of '{name}' has shape {schedule.shape}, expected "
                          f"{(market.n_bars, market.n_instruments)}")
-    return run(name, market, config, lambda env: schedule[env.state.bar][:1], **env_kwargs)
+    return run(name, market, config, lambda env: schedule[env.state.bar][:1], None, limits, **env_kwargs)
 
 
 def run_system(name: str, market: MarketData, config: EnvConfig, system: HierarchicalSystem,
                decision_log: str | Path | None = None, regime_probs: np.ndarray | None = None,
-               **env_kwargs) -> BacktestResult:
+               limits: RiskLimits | None = None, **env_kwargs) -> BacktestResult:
     """The hierarchy, deterministic (policy means, no dropout), walked once through `market`;
     with `decision_log`, one JSON line per bar: the audit trail of every trade."""
     system.eval()
@@ -154,4 +158,4 @@ def run_system(name: str, market: MarketData, config: EnvConfig, system: Hierarc
                            "equity": info["equity"][0], "costs": info["costs"][0].sum(),
                            "liquidated": bool(info["liquidated"][0])})
 
-        return run(name, market, config, decide, after_step, regime_probs=regime_probs, **env_kwargs)
+        return run(name, market, config, decide, after_step, limits, regime_probs=regime_probs, **env_kwargs)
