@@ -6,7 +6,9 @@
 
 Every value at t uses data stamped <= t; the HMM is the only fitted part and sees bars
 < train_end. Features are then standardised by a causal rolling z-score, after which warm-up NaNs
-and unavailable inputs are 0. Flags (`has_ohlc`, `has_volume`, `<macro>_available`) pass through
+and unavailable inputs are 0; `FeatureSet.warmup_bars` is the first bar at which every instrument
+feature and covariance summary is standardised rather than 0 (a macro series that starts later
+has its own `<name>_available` flag instead). Flags (`has_ohlc`, `has_volume`, `<macro>_available`) pass through
 unscaled as 0/1. Closes-only instruments (has_ohlc False): ATR uses the close-to-close true range
 |c_t - c_{t-1}|, and the Parkinson and Garman-Klass volatilities fall back to close-to-close;
 instruments without volume get 0 for OBV, VWAP and abnormal volume. Results are cached in the data
@@ -16,6 +18,7 @@ lake (`features/<market>-<key>/`, Parquet) under a hash of the data, config and 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +37,13 @@ from features.regimes import RegimeDetector, regime_inputs
 from features.sentiment import FEATURE_NAMES as SENTIMENT_NAMES
 from features.sentiment import read_texts, sentiment_features
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FLAG_NAMES = ("has_ohlc", "has_volume")
 
 
 @dataclass(frozen=True, eq=False)
 class FeatureSet:
-    """Feature tensors aligned with `timestamps`, with their names (the manifest)."""
+    """Feature tensors aligned with `timestamps`, with their names and warm-up (the manifest)."""
 
     timestamps: pd.DatetimeIndex                  # (T,)
     symbols: tuple[str, ...]                      # (N,)
@@ -50,6 +53,8 @@ class FeatureSet:
     instrument_names: tuple[str, ...]             # (F,)
     global_names: tuple[str, ...]                 # (G,)
     regime_names: tuple[str, ...]                 # (K,)
+    warmup_bars: int                              # rows before it hold warm-up zeros
+    train_end: int                                # fitted parts saw bars [0, train_end)
     stage_seconds: dict[str, float] = field(default_factory=dict)   # how long each stage took
 
 
@@ -121,19 +126,44 @@ def indicator_features(market: MarketData, config: IndicatorConfig) -> tuple[np.
 
 
 def _normalized(values: np.ndarray, names: tuple[str, ...], config: FeaturesConfig) -> np.ndarray:
-    """float32 copy of `values` (T, ..., C) with every non-flag column causally z-scored."""
-    scaled = np.nan_to_num(values.astype(np.float64), nan=0.0)
-    columns = [k for k, name in enumerate(names) if not is_flag(name)]
+    """float32 (T, ..., C): every column of `values` causally z-scored, flags kept as 0/1."""
     norm = config.normalization
-    scaled[..., columns] = rolling_zscore(values[..., columns], norm.window, norm.min_periods, norm.clip)
-    return scaled.astype(np.float32)
+    scaled = rolling_zscore(values, norm.window, norm.min_periods, norm.clip)
+    for k, name in enumerate(names):
+        if is_flag(name):
+            scaled[..., k] = np.nan_to_num(values[..., k], nan=0.0)
+    return scaled
 
 
-def compute_features(market: MarketData, config: FeaturesConfig, train_end: int,
+def _first_standardised_row(values: np.ndarray, min_periods: int) -> int:
+    """First row at which every column of `values` (T, ..., C) that is ever finite has
+    `min_periods` finite values behind it (inputs have no gaps once they start)."""
+    finite = np.isfinite(values).reshape(len(values), -1)                     # (T, columns)
+    started = finite.any(axis=0)
+    if not started.any():
+        return 0
+    return int(np.argmax(finite[:, started], axis=0).max()) + min_periods - 1
+
+
+def resolve_train_end(market: MarketData, train_end: int | str | pd.Timestamp) -> int:
+    """Bars in the training part: `train_end` itself when an int, else the number of bars
+    stamped at or before that date (as `MarketData.split` counts them)."""
+    if isinstance(train_end, (int, np.integer)):
+        bars = int(train_end)
+    else:
+        stamp = pd.Timestamp(train_end)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        bars = int(market.timestamps.searchsorted(stamp, side="right"))
+    if not 0 < bars <= market.n_bars:
+        raise ValueError(f"train_end={train_end} leaves {bars} training bars of the "
+                         f"{market.n_bars} of '{market.name}' (needs 1..{market.n_bars})")
+    return bars
+
+
+def compute_features(market: MarketData, config: FeaturesConfig, train_end: int | str | pd.Timestamp,
                      texts: pd.DataFrame | None = None) -> FeatureSet:
     """Build the `FeatureSet` of `market` without the cache (see module docstring)."""
-    if not 0 < train_end <= market.n_bars:
-        raise ValueError(f"train_end={train_end} outside the {market.n_bars} bars of '{market.name}'")
+    train_end = resolve_train_end(market, train_end)
     T = market.n_bars
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -169,12 +199,16 @@ def compute_features(market: MarketData, config: FeaturesConfig, train_end: int,
     lap("regime")
     global_names = macro_names + SUMMARY_NAMES
     global_values = np.concatenate([macro, summaries], axis=1)
+    warmup = max(_first_standardised_row(instrument[..., [not is_flag(n) for n in instrument_names]],
+                                         config.normalization.min_periods),
+                 _first_standardised_row(summaries, config.normalization.min_periods))
     result = FeatureSet(
         timestamps=market.timestamps, symbols=market.symbols,
         instrument_features=_normalized(instrument, instrument_names, config),
         global_features=_normalized(global_values, global_names, config),
         regime_probs=probs.astype(np.float32), instrument_names=instrument_names,
-        global_names=global_names, regime_names=tuple(regime_names), stage_seconds=seconds)
+        global_names=global_names, regime_names=tuple(regime_names), warmup_bars=min(warmup, T),
+        train_end=train_end, stage_seconds=seconds)
     lap("normalization")
     return result
 
@@ -203,26 +237,34 @@ def _write(features: FeatureSet, folder: Path) -> None:
     for name, values, columns in (("global", features.global_features, features.global_names),
                                   ("regime", features.regime_probs, features.regime_names)):
         pd.DataFrame(values, index=features.timestamps, columns=list(columns)).to_parquet(folder / f"{name}.parquet")
+    manifest = {"schema_version": SCHEMA_VERSION, "warmup_bars": features.warmup_bars,
+                "train_end": features.train_end}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 def _read(folder: Path, symbols: tuple[str, ...]) -> FeatureSet:
     instrument = pd.read_parquet(folder / "instrument.parquet")
     global_, regime = (pd.read_parquet(folder / f"{name}.parquet") for name in ("global", "regime"))
     T, N = len(global_), len(symbols)
+    manifest = json.loads((folder / "manifest.json").read_text())
     return FeatureSet(
         timestamps=pd.DatetimeIndex(global_.index, name="timestamp"), symbols=symbols,
         instrument_features=instrument.to_numpy(np.float32).reshape(T, N, -1),
         global_features=global_.to_numpy(np.float32), regime_probs=regime.to_numpy(np.float32),
         instrument_names=tuple(instrument.columns), global_names=tuple(global_.columns),
-        regime_names=tuple(regime.columns))
+        regime_names=tuple(regime.columns), warmup_bars=manifest["warmup_bars"],
+        train_end=manifest["train_end"])
 
 
-def build_features(market: MarketData, config: FeaturesConfig, train_end: int) -> FeatureSet:
+def build_features(market: MarketData, config: FeaturesConfig,
+                   train_end: int | str | pd.Timestamp) -> FeatureSet:
     """The `FeatureSet` of `market`, from the data-lake cache when `config.cache` is set.
 
-    Fitted parts (the HMM) see bars < train_end only. The message table for text sentiment is
-    read from `config.sentiment_model.texts_path`.
+    Fitted parts (the HMM) see the training bars only: [0, train_end) for an int, those stamped
+    at or before train_end for a date. The message table for text sentiment is read from
+    `config.sentiment_model.texts_path`.
     """
+    train_end = resolve_train_end(market, train_end)
     texts = None
     if config.sentiment and config.sentiment_model.texts_path:
         texts = read_texts(config.sentiment_model.texts_path)

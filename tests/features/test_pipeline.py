@@ -43,6 +43,31 @@ def test_tensors_meet_the_simulator_contract(market, full):
     assert full.timestamps.equals(market.timestamps)
 
 
+def test_warmup_is_flagged_in_the_manifest(full, config):
+    # the longest window is the 200-bar SMA: first value at row 199, standardised min_periods later
+    assert full.warmup_bars == 199 + config.normalization.min_periods - 1
+    sma_200 = full.instrument_features[:, :, full.instrument_names.index("sma_ratio_200")]
+    assert (sma_200[:full.warmup_bars] == 0).all() and (sma_200[full.warmup_bars] != 0).all()
+    assert full.train_end == TRAIN_END
+
+
+def test_train_end_may_be_a_date(market, config, full):
+    dated = build_features(market, dataclasses.replace(config, sentiment=False),
+                           market.timestamps[TRAIN_END - 1].strftime("%Y-%m-%d"))
+    assert dated.train_end == TRAIN_END
+    np.testing.assert_array_equal(dated.regime_probs, full.regime_probs)
+
+
+def test_unfitted_features_never_look_ahead_even_in_the_training_bars(market, config):
+    ablated = dataclasses.replace(config, regime=False)
+    whole = build_features(market, ablated, TRAIN_END)
+    for t in (199, 218, 240, 270, 299):          # the 200-bar SMA needs 200 bars of data
+        cut = build_features(market.slice_time(0, t + 1), ablated, min(TRAIN_END, t + 1))
+        for name in ("instrument_features", "global_features"):
+            np.testing.assert_allclose(getattr(cut, name), getattr(whole, name)[:t + 1], rtol=0, atol=1e-5,
+                                       err_msg=f"{name} at t={t}")
+
+
 def test_no_feature_looks_ahead(market, config, full):
     for t in (TRAIN_END, 420, 640, 1007):
         cut = build_features(market.slice_time(0, t + 1), config, TRAIN_END)
@@ -79,6 +104,7 @@ def test_cache_round_trip_and_key(market, config, full, tmp_path):
     for name in ("instrument_features", "global_features", "regime_probs"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(full, name))
     assert loaded.instrument_names == full.instrument_names and loaded.regime_names == full.regime_names
+    assert (loaded.warmup_bars, loaded.train_end) == (full.warmup_bars, full.train_end)
     build_features(market, cached, TRAIN_END + 1)
     assert len(list((tmp_path / "features").iterdir())) == 2
 
