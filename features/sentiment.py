@@ -1,5 +1,6 @@
 """Sentiment: score social posts with a local FinBERT-style classifier and aggregate them per
-instrument and bar into net sentiment, attention, and their EWMA and momentum.
+instrument and bar into net sentiment, message count, attention, and the EWMA and momentum of
+sentiment.
 
 A message stamped s is assigned to the first bar whose timestamp is >= s (known at that close);
 messages after the last bar are dropped. The market's numeric sentiment channel goes through the
@@ -18,8 +19,8 @@ import pandas as pd
 from envs.market_data import MarketData
 from features.config import SentimentConfig
 
-FEATURE_NAMES: tuple[str, ...] = ("sentiment_net", "sentiment_attention", "sentiment_ewma",
-                                  "sentiment_momentum")
+FEATURE_NAMES: tuple[str, ...] = ("sentiment_net", "sentiment_count", "sentiment_attention",
+                                  "sentiment_ewma", "sentiment_momentum")
 TEXT_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "text")
 
 _HANDLE = re.compile(r"(?<![\w$])@\w+")
@@ -122,9 +123,9 @@ def daily_sentiment(scores: np.ndarray, bars: np.ndarray, instruments: np.ndarra
 
 
 def aggregate(net: np.ndarray, count: np.ndarray, config: SentimentConfig) -> np.ndarray:
-    """(T, N, 4) `FEATURE_NAMES` from per-bar net sentiment and message counts: net; attention
-    (z-score of log(1 + count) over `attention_window` bars, 0 where constant); EWMA of net with
-    `ewma_halflife`; momentum = EWMA now minus EWMA `momentum_window` bars ago."""
+    """(T, N, 5) `FEATURE_NAMES` from per-bar net sentiment and message counts: net; log(1 + count);
+    attention (z-score of log(1 + count) over `attention_window` bars, 0 where constant); EWMA of
+    net with `ewma_halflife`; momentum = EWMA now minus EWMA `momentum_window` bars ago."""
     if net.shape != count.shape:
         raise ValueError(f"sentiment net {net.shape} and count {count.shape} shapes differ")
     frame = pd.DataFrame(np.log1p(count))
@@ -136,12 +137,12 @@ def aggregate(net: np.ndarray, count: np.ndarray, config: SentimentConfig) -> np
     lag = config.momentum_window
     momentum = np.full_like(ewma, np.nan)
     momentum[lag:] = ewma[lag:] - ewma[:-lag]
-    return np.stack([net, attention, ewma, momentum], axis=-1)
+    return np.stack([net, frame.to_numpy(), attention, ewma, momentum], axis=-1)
 
 
 def sentiment_features(market: MarketData, config: SentimentConfig,
                        texts: pd.DataFrame | None = None) -> np.ndarray | None:
-    """(T, N, 4) sentiment features: from `texts` scored by the model at `config.model_path`
+    """(T, N, 5) sentiment features: from `texts` scored by the model at `config.model_path`
     when both are given, else from the market's numeric channel; None when neither exists."""
     T, N = market.n_bars, market.n_instruments
     if texts is not None or config.model_path:

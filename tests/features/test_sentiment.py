@@ -59,19 +59,21 @@ def test_text_path_scores_and_aggregates_per_instrument_and_bar(model_dir, marke
     scores = SentimentClassifier(model_dir, batch_size=3).score(texts["text"].tolist())
     assert np.all(np.abs(scores) <= 1)
     eur, gold, spx = (market.symbols.index(s) for s in ("EURUSD", "XAUUSD", "SPX500"))
-    net = features[..., 0]
+    net, count = features[..., 0], features[..., FEATURE_NAMES.index("sentiment_count")]
     assert net[3, eur] == pytest.approx(scores[0], abs=1e-6)    # stamped at bar 3's close
     assert net[4, gold] == pytest.approx(scores[1], abs=1e-6)   # after bar 3: known at bar 4
     assert net[10, spx] == pytest.approx(scores[2], abs=1e-6)
     assert np.count_nonzero(net) == 3                           # the post after the last bar is dropped
+    assert count[3, eur] == count[4, gold] == np.log1p(1) and count.sum() == 3 * np.log1p(1)
 
 
 def test_market_channel_goes_through_the_same_aggregation(market):
     features = sentiment_features(market, SentimentConfig(), None)
     np.testing.assert_array_equal(features[..., 0], market.sentiment)
-    assert (features[..., 1] == 0).all()                         # one 'message' every bar: no attention signal
+    attention = features[..., FEATURE_NAMES.index("sentiment_attention")]
+    assert (attention == 0).all()                                # one 'message' every bar: no attention signal
     ewma = pd.DataFrame(market.sentiment).ewm(halflife=5.0, adjust=False).mean().to_numpy()
-    np.testing.assert_allclose(features[..., 2], ewma)
+    np.testing.assert_allclose(features[..., FEATURE_NAMES.index("sentiment_ewma")], ewma)
 
 
 def test_aggregation_does_not_look_ahead(market):
