@@ -49,7 +49,7 @@ def pipeline_stages(market, config: FeaturesConfig) -> dict[str, float]:
 
 def indicators_vs_talib(market) -> dict[str, dict[str, float]]:
     """Seconds of each indicator over all instruments: ours batched, TA-Lib column by column."""
-    o, h, l, c, v = (np.ascontiguousarray(market.field(k)) for k in ("open", "high", "low", "close", "volume"))
+    h, l, c, v = (np.ascontiguousarray(market.field(k)) for k in ("high", "low", "close", "volume"))
     cols = [(np.ascontiguousarray(x[:, j]) for x in (h, l, c, v)) for j in range(c.shape[1])]
     cols = [tuple(x) for x in cols]
     cases = {

@@ -102,10 +102,8 @@ def _true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndar
             greatest = high[t, i] - low[t, i]
             up = abs(close[t - 1, i] - high[t, i])
             down = abs(close[t - 1, i] - low[t, i])
-            if up > greatest:
-                greatest = up
-            if down > greatest:
-                greatest = down
+            greatest = max(greatest, up)
+            greatest = max(greatest, down)
             out[t, i] = greatest
     return out
 

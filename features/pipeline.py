@@ -66,7 +66,7 @@ def is_flag(name: str) -> bool:
 def _ohlc(market: MarketData) -> tuple[np.ndarray, ...]:
     """(T, N) open, high, low, close with closes-only instruments' O/H/L set to the close."""
     close = market.close
-    fill = lambda x: np.where(market.has_ohlc[None, :], x, close)  # noqa: E731
+    fill = lambda x: np.where(market.has_ohlc[None, :], x, close)
     return fill(market.field("open")), fill(market.field("high")), fill(market.field("low")), close
 
 
@@ -79,7 +79,7 @@ def _volume_features(market: MarketData, config: IndicatorConfig) -> dict[str, n
            f"volume_z_{config.volume_window}": np.full((T, N), np.nan)}
     if cols.size == 0:
         return out
-    o, h, l, c = (x[:, cols] for x in _ohlc(market))
+    _, h, l, c = (x[:, cols] for x in _ohlc(market))
     volume = market.field("volume")[:, cols]
     w = config.obv_window
     obv = ind.obv(c, volume)

@@ -188,7 +188,7 @@ def main() -> None:
     market = generate(SyntheticConfig(years=args.years, seed=args.seed))
     config = RegimeConfig(seed=args.seed)
     X, names = regime_inputs(market, config.smoothing_window)
-    train_end = int(round(market.n_bars * args.train))
+    train_end = round(market.n_bars * args.train)
     detector = RegimeDetector(config.min_states, config.max_states, config.n_iter, config.n_init,
                               seed=config.seed).fit(X[:train_end])
     scores = score_against_truth(detector.transform(X), market.ground_truth.regime, train_end)

@@ -5,8 +5,13 @@ import pytest
 from sklearn.covariance import LedoitWolf
 
 from features.covariance import (
-    EWMACovariance, correlation_from_covariance, is_psd, make_estimator, nearest_psd,
-    rolling_summaries, summarize,
+    EWMACovariance,
+    correlation_from_covariance,
+    is_psd,
+    make_estimator,
+    nearest_psd,
+    rolling_summaries,
+    summarize,
 )
 
 

@@ -35,7 +35,7 @@ def test_moving_averages_match_talib(bars, window):
 
 
 def test_macd_rsi_atr_obv_match_talib(bars):
-    o, h, l, c, v = (bars[k] for k in ("open", "high", "low", "close", "volume"))
+    h, l, c, v = (bars[k] for k in ("high", "low", "close", "volume"))
     reference = [np.column_stack(parts) for parts in zip(*(talib.MACD(c[:, j], 12, 26, 9) for j in range(2)))]
     for ours, ref in zip(ind.macd(c, 12, 26, 9), reference):
         assert_matches(ours, ref)
@@ -60,7 +60,7 @@ def test_bollinger_roc_momentum_match_talib(bars):
 def test_volatility_vwap_and_volume_match_pandas(bars):
     o, h, l, c, v = (bars[k] for k in ("open", "high", "low", "close", "volume"))
     w, bpy = 20, 252.0
-    rolling_mean = lambda x: pd.DataFrame(x).rolling(w).mean().to_numpy()  # noqa: E731
+    rolling_mean = lambda x: pd.DataFrame(x).rolling(w).mean().to_numpy()
     squared_returns = np.vstack([np.full((1, 2), np.nan), np.log(c[1:] / c[:-1]) ** 2])
     assert_matches(ind.close_to_close_vol(c, w, bpy), np.sqrt(rolling_mean(squared_returns) * bpy))
     parkinson = np.sqrt(rolling_mean(np.log(h / l) ** 2 / (4 * np.log(2))) * bpy)

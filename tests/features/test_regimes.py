@@ -4,13 +4,18 @@ import numpy as np
 import pytest
 
 from envs.synthetic import SyntheticConfig, generate
-from features.regimes import RegimeDetector, regime_inputs, regime_names, score_against_truth
+from features.regimes import (
+    RegimeDetector,
+    regime_inputs,
+    regime_names,
+    score_against_truth,
+)
 
 
 @pytest.fixture(scope="module")
 def fitted():
     market = generate(SyntheticConfig(years=8, seed=0))
-    X, names = regime_inputs(market, 10)
+    X, _ = regime_inputs(market, 10)
     train_end = int(0.7 * market.n_bars)
     detector = RegimeDetector(2, 4, seed=0).fit(X[:train_end])
     return market, X, train_end, detector

@@ -11,7 +11,12 @@ from transformers import BertConfig, BertForSequenceClassification, BertTokenize
 from envs.synthetic import SyntheticConfig, generate
 from features.config import SentimentConfig
 from features.sentiment import (
-    FEATURE_NAMES, SentimentClassifier, aggregate, assign_messages, preprocess_post, sentiment_features,
+    FEATURE_NAMES,
+    SentimentClassifier,
+    aggregate,
+    assign_messages,
+    preprocess_post,
+    sentiment_features,
 )
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "user", "http", "rocket", "stock",
