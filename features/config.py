@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from envs.lake import DEFAULT_ROOT
+
 
 @dataclass
 class IndicatorConfig:
@@ -94,4 +96,4 @@ class FeaturesConfig:
     regimes: RegimeConfig = field(default_factory=RegimeConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     cache: bool = True
-    cache_root: str = "data_lake"
+    cache_root: str = str(DEFAULT_ROOT)      # the data lake's root ($HMARL_DATA_LAKE or data_lake)

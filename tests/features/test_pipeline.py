@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from envs.samples import load_sample
@@ -107,6 +108,27 @@ def test_cache_round_trip_and_key(market, config, full, tmp_path):
     assert (loaded.warmup_bars, loaded.train_end) == (full.warmup_bars, full.train_end)
     build_features(market, cached, TRAIN_END + 1)
     assert len(list((tmp_path / "features").iterdir())) == 2
+
+
+def test_text_sentiment_runs_through_the_pipeline_and_keys_the_cache(market, config, model_dir, tmp_path):
+    stamps = market.timestamps[::3]
+    posts = pd.DataFrame({"timestamp": stamps,
+                          "symbol": [market.symbols[k % market.n_instruments] for k in range(len(stamps))],
+                          "text": ["buy the stock up 🚀" if k % 2 else "@user sell down http://x.co"
+                                   for k in range(len(stamps))]})
+    path = tmp_path / "posts.csv"
+    posts.to_csv(path, index=False)
+    text = dataclasses.replace(config.sentiment_model, model_path=str(model_dir), texts_path=str(path))
+    cached = dataclasses.replace(config, regime=False, sentiment_model=text, cache=True,
+                                 cache_root=str(tmp_path / "lake"))
+    scored = build_features(market, cached, TRAIN_END)
+    channel = build_features(market, dataclasses.replace(config, regime=False), TRAIN_END)
+    columns = [scored.instrument_names.index(name) for name in SENTIMENT_NAMES]
+    assert np.isfinite(scored.instrument_features).all()
+    assert not np.array_equal(scored.instrument_features[..., columns], channel.instrument_features[..., columns])
+    posts.iloc[:-1].to_csv(path, index=False)                   # another message table: another entry
+    build_features(market, cached, TRAIN_END)
+    assert len(list((tmp_path / "lake" / "features").iterdir())) == 2
 
 
 def test_bad_inputs_raise_clear_errors(market, config):

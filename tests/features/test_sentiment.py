@@ -1,12 +1,8 @@
 """Sentiment: preprocessing, the whole text path on a tiny random BERT, aggregation, errors."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 from envs.synthetic import SyntheticConfig, generate
 from features.config import SentimentConfig
@@ -18,23 +14,6 @@ from features.sentiment import (
     preprocess_post,
     sentiment_features,
 )
-
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "user", "http", "rocket", "stock",
-         "up", "down", "buy", "sell", "$", "eur", "gold", "to", "the", "moon"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_finbert")
-    (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=37, num_labels=3,
-                        id2label={0: "positive", 1: "negative", 2: "neutral"},
-                        label2id={"positive": 0, "negative": 1, "neutral": 2})
-    BertForSequenceClassification(config).save_pretrained(folder)
-    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
