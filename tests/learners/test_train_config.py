@@ -88,3 +88,16 @@ def test_risk_group():
     loose = compose_train(["risk=loose"])
     assert loose.risk.max_var == float("inf") and loose.risk.max_class_share == 1.0
     loose.risk.check()
+
+
+def test_own_csv_market_with_a_domain_map_from_the_command_line(tmp_path):
+    from envs.loading import load_market
+
+    path = tmp_path / "bars.csv"
+    path.write_text("timestamp,symbol,close\n2020-01-02,AAA,1\n2020-01-03,AAA,1.1\n2020-01-06,AAA,1.2\n"
+                    "2020-01-02,BBB,5\n2020-01-03,BBB,5.5\n2020-01-06,BBB,5.2\n")
+    config = compose_train(["market=csv", f"market.files.path={path}", f"market.lake_dir={tmp_path / 'lake'}",
+                            "+market.files.domains={tech:[AAA],energy:[BBB]}"])
+    market = load_market(config.market)
+    assert market.symbols == ("AAA", "BBB") and market.domain_names == ("tech", "energy")
+    assert not market.has_ohlc.any()
