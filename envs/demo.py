@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
           f"alpha {args.alpha}; built and validated in {seconds:.2f} s")
     print("splits: " + ", ".join(f"{part} {len(splits[part].timestamps)} bars" for part in
                                  ("train", "validation", "test")) + f" (embargo {config.split.embargo_bars})")
-    print(f"domains: {dict((d, market.instruments_of(d)) for d in market.domain_names)}")
+    print(f"domains: { {d: market.instruments_of(d) for d in market.domain_names} }")
     print(f"macro: {', '.join(market.macro_names)}; sentiment channel: "
           f"{'yes' if market.sentiment is not None else 'no'}\n")
     with pd.option_context("display.float_format", "{:+.3f}".format, "display.width", 160,

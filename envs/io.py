@@ -104,7 +104,7 @@ def read_market(folder: str | Path) -> MarketData:
     T = len(timestamps)
     if bars.num_rows != T * N:
         raise DataValidationError(f"{bars_path}: {bars.num_rows} rows, expected {T} x {N}")
-    grid = lambda name: bars.column(name).to_numpy().reshape(T, N)  # noqa: E731
+    grid = lambda name: bars.column(name).to_numpy().reshape(T, N)
     ohlcv = np.stack([grid(name) for name in OHLCV_FIELDS], axis=-1).astype(np.float64)
     macro = np.column_stack([series.column(f"macro/{n}").to_numpy() for n in meta["macro_names"]]) \
         if meta["macro_names"] else np.zeros((T, 0))

@@ -78,7 +78,7 @@ def load_market(config: MarketConfig) -> MarketData:
     inputs = _source_files(config)
     limit = 3 if config.ffill_limit is None else config.ffill_limit
     name = Path(config.files.path).stem      # the folder's name, or the file's without suffix
-    build = lambda: load_files(config.files, config.costs, limit, name)  # noqa: E731
+    build = lambda: load_files(config.files, config.costs, limit, name)
     if not config.cache:
         return build()
     key = content_hash(SCHEMA_VERSION, config.source, config.files, config.costs, limit,

@@ -86,7 +86,7 @@ class MarketData:
 
     def __post_init__(self) -> None:
         T, N = len(self.timestamps), len(self.symbols)
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_ = lambda name, value: object.__setattr__(self, name, value)
         if isinstance(self.timestamps, pd.DatetimeIndex):
             set_("timestamps", self.timestamps.as_unit("ns").rename("timestamp"))  # asi8 in ns
         if self.macro is None:
@@ -269,7 +269,7 @@ class MarketData:
         if missing:
             raise KeyError(f"instruments {missing} not in market '{self.name}' ({self.symbols})")
         index = np.array([self.symbols.index(s) for s in symbols], dtype=np.int64)
-        pick = lambda values: tuple(values[i] for i in index)  # noqa: E731
+        pick = lambda values: tuple(values[i] for i in index)
         return dataclasses.replace(
             self, symbols=tuple(symbols), domains=pick(self.domains),
             asset_classes=pick(self.asset_classes), ohlcv=self.ohlcv[:, index],

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from envs.costs import CostConfig, resolve_costs
 from envs.align import align_bars, align_series
+from envs.costs import CostConfig, resolve_costs
 from envs.files import read_table, read_wide_closes
 from envs.market_data import DataValidationError, MarketData
 from envs.validation import BarTable, parse_timestamps, validate_bars

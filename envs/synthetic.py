@@ -203,7 +203,6 @@ def _simulate_returns(regime: np.ndarray, shocks: np.ndarray, jumps: np.ndarray,
     cond_vol = np.zeros((n_bars, n))
     h = np.ones(n)                      # GARCH variance multiplier for the current bar
     surprise = np.zeros(n)              # r_{t-1} - E_{t-2}[r_{t-1}]
-    jump_var = (np.exp(jump_sd * jump_sd) - 1.0)
     for t in range(n_bars):
         k = regime[t]
         for i in range(n):
@@ -325,7 +324,7 @@ def _bars(rng: np.random.Generator, specs: tuple[InstrumentSpec, ...], returns: 
     log_open = prev_close + overnight
     intraday_var = (1 - w) * var
     move = log_close - log_open
-    reach = lambda u: np.sqrt(move**2 - 2.0 * intraday_var * np.log(u))   # noqa: E731
+    reach = lambda u: np.sqrt(move**2 - 2.0 * intraday_var * np.log(u))
     log_high = 0.5 * (log_open + log_close + reach(1.0 - rng.random((T, N))))
     log_low = 0.5 * (log_open + log_close - reach(1.0 - rng.random((T, N))))
     adv = np.array([s.notional_adv for s in specs])

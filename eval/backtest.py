@@ -23,10 +23,10 @@ from envs.market_data import MarketData
 from envs.state import COST_KINDS
 from envs.vec_env import VecMarketEnv
 from eval import metrics
-from risk.limits import RiskLimits
 from hierarchy.decision_log import DecisionLog
 from hierarchy.risk_hook import risk_env
 from hierarchy.system import HierarchicalSystem
+from risk.limits import RiskLimits
 
 TRADING_COSTS = ("half_spread_bps", "half_spread_pips", "commission_bps", "slippage_vol_coef",
                  "impact_coef", "financing_spread_bps")

@@ -53,8 +53,7 @@ def _schedule(market: MarketData, bars: np.ndarray, rule: Callable[[int], np.nda
 
 def _skfolio_rule(market: MarketData, config: BaselineConfig, name: str) -> Callable[[int], np.ndarray]:
     from skfolio.moments import LedoitWolf
-    from skfolio.optimization import (HierarchicalRiskParity, MeanRisk, ObjectiveFunction,
-                                      RiskBudgeting)
+    from skfolio.optimization import HierarchicalRiskParity, MeanRisk, ObjectiveFunction, RiskBudgeting
     from skfolio.prior import BlackLitterman, EmpiricalPrior
 
     returns = pd.DataFrame(np.expm1(market.log_returns), columns=list(market.symbols))

@@ -24,8 +24,14 @@ from torch import Tensor, nn
 from envs.vec_env import VecMarketEnv
 from envs.views import DOMAIN_STATE
 from hierarchy.distributions import pack_action
-from hierarchy.messages import (AllocationMessage, PerformanceReport, as_record, compose_weights,
-                                coordination_signals, domain_correlations)
+from hierarchy.messages import (
+    AllocationMessage,
+    PerformanceReport,
+    as_record,
+    compose_weights,
+    coordination_signals,
+    domain_correlations,
+)
 from hierarchy.networks import MetaController, build_specialists, module_key
 
 

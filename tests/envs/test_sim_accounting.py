@@ -94,7 +94,8 @@ def test_hand_computed_two_instruments_three_bars_to_the_cent():
     financing = 2e6 * levered * (0.02 + 0.005) / 252 + 1e6 * levered * (0.02 + 0.01) / 252
     pnl = 2e6 * (1.1100 / 1.1050 - 1.0) - 1e6 * (102.0 / 101.0 - 1.0)
     equity = 1e6 + pnl - spread - commission - financing
-    assert first["costs"][0, [SPREAD, COMMISSION, FINANCING]] == pytest.approx([spread, commission, financing], abs=CENT)
+    assert first["costs"][0, [SPREAD, COMMISSION, FINANCING]] == pytest.approx([spread, commission, financing],
+                                                                                abs=CENT)
     assert first["costs"][0, [SLIPPAGE, IMPACT, LIQUIDATION]].tolist() == [0.0, 0.0, 0.0]
     assert first["pnl"][0] == pytest.approx(pnl, abs=CENT)
     assert first["equity"][0] == pytest.approx(equity, abs=CENT)

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from envs.synthetic import (SYNTHETIC8, SyntheticConfig, generate, regime_correlations,
-                            stationary_distribution, transition_matrix)
+from envs.synthetic import (
+    SYNTHETIC8,
+    SyntheticConfig,
+    generate,
+    regime_correlations,
+    stationary_distribution,
+    transition_matrix,
+)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ def market():
 
 def test_equal_weight_backtest_closes_and_summarises(market, tmp_path):
     config = EnvConfig()
-    result = run_schedule("equal_weight", market, config, baseline_weights("equal_weight", market, start=config.warmup_bars))
+    schedule = baseline_weights("equal_weight", market, start=config.warmup_bars)
+    result = run_schedule("equal_weight", market, config, schedule)
     assert len(result.returns) == market.n_bars - 1 - config.warmup_bars
     wealth = config.initial_equity * np.prod(1 + result.returns)
     assert wealth == pytest.approx(result.equity[-1], rel=1e-10)

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from hierarchy.decision_log import DecisionLog, read_decision_log
-from hierarchy.messages import (AllocationMessage, as_record, compose_weights, coordination_signals,
-                                domain_correlations)
+from hierarchy.messages import AllocationMessage, as_record, compose_weights, coordination_signals, domain_correlations
 
 DOMAIN_INDEX = np.array([0, 0, 0, 1, 1, 2, 2, 2])
 

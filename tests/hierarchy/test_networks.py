@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from hierarchy.networks import (SPECIALIST_TYPES, FlatPolicy, MetaController, Specialist,
-                                build_specialists, register_specialist)
+from hierarchy.networks import (
+    SPECIALIST_TYPES,
+    FlatPolicy,
+    MetaController,
+    Specialist,
+    build_specialists,
+    register_specialist,
+)
 
 DOMAINS = {"forex": ("EURUSD", "GBPUSD", "USDJPY"), "commodities": ("XAUUSD", "WTIUSD"),
            "equity": ("SPX500", "NAS100", "US30")}
@@ -42,12 +48,12 @@ def test_registry_adds_a_type_by_one_class_and_rejects_unknowns():
             super().__init__(domain, symbols, domain_obs_dim, instrument_obs_dim, hidden * 2)
 
     try:
-        built = build_specialists(DOMAINS, {"equity": "wide_test"}, {d: 4 for d in DOMAINS}, 3, 8)
+        built = build_specialists(DOMAINS, {"equity": "wide_test"}, dict.fromkeys(DOMAINS, 4), 3, 8)
         assert isinstance(built["equity"], WideSpecialist) and type(built["forex"]) is Specialist
         with pytest.raises(KeyError, match="unknown type 'nope'"):
-            build_specialists(DOMAINS, {"equity": "nope"}, {d: 4 for d in DOMAINS}, 3, 8)
+            build_specialists(DOMAINS, {"equity": "nope"}, dict.fromkeys(DOMAINS, 4), 3, 8)
         with pytest.raises(KeyError, match="not in the universe"):
-            build_specialists(DOMAINS, {"crypto": "default"}, {d: 4 for d in DOMAINS}, 3, 8)
+            build_specialists(DOMAINS, {"crypto": "default"}, dict.fromkeys(DOMAINS, 4), 3, 8)
         with pytest.raises(KeyError, match="already registered"):
             register_specialist("wide_test")(WideSpecialist)
     finally:

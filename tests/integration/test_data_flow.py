@@ -30,9 +30,9 @@ def _rows(features, market, part):
     """Feature rows of a split (splits are slices of the market's timestamps)."""
     start = market.timestamps.get_loc(part.timestamps[0])
     index = slice(start, start + part.n_bars)
-    return dict(instrument_features=features.instrument_features[index],
-                global_features=features.global_features[index],
-                regime_probs=features.regime_probs[index])
+    return {"instrument_features": features.instrument_features[index],
+            "global_features": features.global_features[index],
+            "regime_probs": features.regime_probs[index]}
 
 
 def test_training_envs_run_with_features_risk_and_the_hierarchy(pipeline):

@@ -97,8 +97,8 @@ def uncorrelated(n: int, vol: float = 0.01) -> np.ndarray:
 
 def loose(**changes) -> RiskLimits:
     """Limits that never bind but for the ones given."""
-    limits = dict(max_var=math.inf, max_correlation_exposure=1.0, max_gross_leverage=math.inf,
-                  max_class_share=1.0, max_instrument_weight=math.inf, max_margin_usage=math.inf)
+    limits = {"max_var": math.inf, "max_correlation_exposure": 1.0, "max_gross_leverage": math.inf,
+              "max_class_share": 1.0, "max_instrument_weight": math.inf, "max_margin_usage": math.inf}
     return RiskLimits(**{**limits, **changes})
 
 
