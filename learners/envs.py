@@ -1,0 +1,118 @@
+"""Gymnasium tasks for the learners' own loops: vector envs, episode statistics, running
+observation and reward normalisation (as modules, so checkpoints carry their statistics), and
+the deterministic evaluation every benchmark number comes from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int, rescale_actions: bool = False) -> gym.vector.SyncVectorEnv:
+    """`num_envs` copies of `env_id` stepped in one process. They autoreset in SAME_STEP mode,
+    so a finished episode's true final observation is in `info["final_obs"]` (needed to
+    bootstrap on truncation). With `rescale_actions`, Box actions are taken in [-1, 1]."""
+    def make() -> gym.Env:
+        env = gym.make(env_id)
+        return gym.wrappers.RescaleAction(env, -1.0, 1.0) if rescale_actions else env
+    envs = gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs.action_space.seed(seed)
+    return envs
+
+
+def final_observations(next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
+    """next_obs with each finished env's row replaced by its final observation (pre-reset)."""
+    real = np.array(next_obs, copy=True)
+    for e in np.flatnonzero(done):
+        real[e] = info["final_obs"][e]
+    return real
+
+
+class EpisodeTracker:
+    """Undiscounted return and length of each env's running episode (raw rewards)."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.returns, self.lengths = np.zeros(num_envs), np.zeros(num_envs, dtype=np.int64)
+
+    def step(self, rewards: np.ndarray, done: np.ndarray) -> list[tuple[float, int]]:
+        """Add one step; return (return, length) of the episodes that just finished."""
+        self.returns += rewards
+        self.lengths += 1
+        finished = [(float(self.returns[e]), int(self.lengths[e])) for e in np.flatnonzero(done)]
+        self.returns[done], self.lengths[done] = 0.0, 0
+        return finished
+
+
+class RunningMeanStd(nn.Module):
+    """Running mean and variance of a stream of batches (Chan et al.'s parallel update)."""
+
+    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, batch: Tensor) -> None:
+        batch = batch.double()
+        batch_mean, batch_var, n = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var.copy_((self.var * self.count + batch_var * n + delta.square() * self.count * n / total) / total)
+        self.count.copy_(total)
+
+
+class ObservationNormalizer(RunningMeanStd):
+    """Running observation normalisation: (obs - mean) / std, clipped to [-clip, clip]
+    (the 37-details PPO's NormalizeObservation; SB3's VecNormalize)."""
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0) -> None:
+        super().__init__(shape)
+        self.clip = clip
+
+    def forward(self, obs: Tensor, update: bool = False) -> Tensor:
+        if update:
+            self.update(obs)
+        normal = (obs.double() - self.mean) / torch.sqrt(self.var + 1e-8)
+        return normal.clamp(-self.clip, self.clip).to(obs.dtype)
+
+
+class RewardScaler(RunningMeanStd):
+    """Reward scaling: rewards divided by the running std of the discounted return (not
+    centred), each env's return reset at episode ends (the 37-details PPO's NormalizeReward)."""
+
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0) -> None:
+        super().__init__(())
+        self.gamma, self.clip = gamma, clip
+        self.register_buffer("discounted", torch.zeros(num_envs, dtype=torch.float64))
+
+    def forward(self, rewards: Tensor, done: Tensor) -> Tensor:
+        self.discounted.mul_(self.gamma).add_(rewards.double())
+        self.update(self.discounted)
+        self.discounted[done] = 0.0
+        return (rewards.double() / torch.sqrt(self.var + 1e-8)).clamp(-self.clip, self.clip).to(rewards.dtype)
+
+
+def evaluate(env_id: str, act: Callable[[Tensor], Tensor], episodes: int, seed: int,
+             rescale_actions: bool = False) -> np.ndarray:
+    """Undiscounted returns of `episodes` episodes (seeds seed, seed + 1, ...) under `act`,
+    a map from a float32 observation (1, F) to an action (1, ...) in the env's units."""
+    env = gym.make(env_id)
+    if rescale_actions:
+        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+    returns = np.zeros(episodes)
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        done = False
+        while not done:
+            with torch.no_grad():
+                action = act(torch.as_tensor(obs, dtype=torch.float32)[None])[0].cpu().numpy()
+            obs, reward, terminated, truncated, _ = env.step(action)
+            returns[k] += reward
+            done = terminated or truncated
+    env.close()
+    return returns

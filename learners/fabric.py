@@ -1,0 +1,109 @@
+"""Lightning Fabric for every learner: device, precision, seeding, data-parallel gradients,
+checkpoints (state dicts only, loadable with `torch.load(..., weights_only=True)`), TensorBoard
+logging, and the check that no loss is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from lightning.fabric import Fabric
+from lightning.fabric.loggers import TensorBoardLogger
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+
+@dataclass
+class FabricConfig:
+    """How and where a learner runs. `strategy="ddp"` with `devices=2` trains data-parallel
+    (on CPU through gloo): each process steps its own envs and gradients are averaged."""
+
+    accelerator: str = "cpu"
+    devices: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"   # or "bf16-mixed": forward passes run under fabric.autocast()
+    seed: int = 0
+    torch_threads: int = 0       # torch intra-op threads per process; 0 keeps torch's default
+    log_dir: str = "runs/learners"   # TensorBoard root; "" logs nothing
+    run_name: str = "run"
+
+
+def make_fabric(config: FabricConfig) -> Fabric:
+    """Launch Fabric (spawning DDP processes if asked) and seed this process with seed + rank.
+
+    Every process draws different env and sampling noise; `broadcast_parameters` then gives all
+    of them rank 0's initial weights.
+    """
+    if config.torch_threads > 0:
+        torch.set_num_threads(config.torch_threads)
+    loggers = [TensorBoardLogger(root_dir=config.log_dir, name=config.run_name)] if config.log_dir else []
+    fabric = Fabric(accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
+                    precision=config.precision, loggers=loggers)
+    fabric.launch()
+    fabric.seed_everything(config.seed + fabric.global_rank, verbose=False)
+    return fabric
+
+
+def broadcast_parameters(fabric: Fabric, module: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every process (a no-op on one process)."""
+    if fabric.world_size == 1:
+        return
+    for tensor in [*module.parameters(), *module.buffers()]:
+        tensor.data.copy_(fabric.broadcast(tensor.data, src=0))
+
+
+def average_gradients(fabric: Fabric, params: list[nn.Parameter]) -> None:
+    """Data parallelism: average the gradients over processes in one all-reduce (what DDP does,
+    done explicitly because SAC's actor and critics each take several forward passes per step)."""
+    if fabric.world_size == 1:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = fabric.all_reduce(torch.cat([g.reshape(-1) for g in grads]), reduce_op="mean")
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset:offset + g.numel()].view_as(g)
+        offset += g.numel()
+
+
+def optimize(fabric: Fabric, loss: Tensor, optimizer: Optimizer, max_grad_norm: float | None = None) -> float:
+    """One gradient step on `loss` over the optimizer's parameters: backward, average over
+    processes, clip the global gradient norm (if given), step. Returns the norm before clipping
+    (nan when not clipping)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    optimizer.zero_grad(set_to_none=True)
+    fabric.backward(loss)
+    average_gradients(fabric, params)
+    norm = math.nan
+    if max_grad_norm is not None:
+        norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+    optimizer.step()
+    return norm
+
+
+def check_finite(losses: dict[str, Tensor], algo: str, update: int) -> None:
+    """Raise FloatingPointError naming the first non-finite loss and the update it came from."""
+    for name, value in losses.items():
+        if not torch.isfinite(value).all():
+            raise FloatingPointError(f"{algo} update {update}: {name} is {value.detach().cpu().tolist()}")
+
+
+def polyak_update(target: Iterable[Tensor], online: Iterable[Tensor], tau: float) -> None:
+    """target <- (1 - tau) * target + tau * online, in one fused call."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target), list(online), tau)
+
+
+def save_checkpoint(fabric: Fabric, path: str | Path, state: dict) -> None:
+    """Save modules, optimizers and plain values as state dicts (rank 0 writes)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fabric.save(path, state)
+
+
+def load_checkpoint(fabric: Fabric, path: str | Path, state: dict) -> dict:
+    """Restore `state`'s modules and optimizers in place from `path` (weights only, nothing
+    unpickled); returns the checkpoint's entries that `state` does not hold."""
+    return fabric.load(path, state, weights_only=True)

@@ -1,0 +1,228 @@
+"""Proximal Policy Optimization (Schulman et al., 2017) with the implementation details of
+Huang et al. (2022), "The 37 Implementation Details of PPO", each named where it happens.
+
+`ppo_update` is the whole learning step on a filled rollout and works with any policy that has
+`evaluate(obs, actions) -> (log_prob, entropy, value)` (observations may be dicts of tensors);
+`train_ppo` is the loop on gymnasium vector envs: rollout, GAE, update, logging.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from lightning.fabric import Fabric
+from torch import nn
+from torch.optim import Optimizer
+
+from buffers.rollout import RolloutBatch, RolloutBuffer
+from learners.envs import (
+    EpisodeTracker,
+    ObservationNormalizer,
+    RewardScaler,
+    final_observations,
+    make_vector_env,
+)
+from learners.fabric import (
+    FabricConfig,
+    broadcast_parameters,
+    check_finite,
+    make_fabric,
+    optimize,
+)
+from learners.networks import ActorCritic
+
+
+@dataclass
+class PPOConfig:
+    """PPO's hyperparameters; defaults are the paper's MuJoCo settings as in CleanRL's
+    ppo_continuous_action.py. Differences from SB3's defaults: `anneal_lr` (SB3: constant lr),
+    `clip_vloss` (SB3: no value clipping), `num_minibatches` instead of SB3's `batch_size`
+    (batch_size = num_envs * num_steps / num_minibatches)."""
+
+    total_timesteps: int = 1_000_000
+    num_envs: int = 1
+    num_steps: int = 2048            # steps per env per rollout
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True           # linear decay to 0 over training
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_minibatches: int = 32
+    update_epochs: int = 10
+    norm_adv: bool = True            # advantage normalisation per minibatch
+    clip_coef: float = 0.2
+    clip_vloss: bool = True          # value clipping around the old values
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5       # global gradient-norm clipping
+    target_kl: float | None = None   # stop the epochs early once the approx KL exceeds this
+    normalize_obs: bool = False      # running observation normalisation
+    normalize_reward: bool = False   # reward scaling by the std of the discounted return
+    hidden: int = 64
+    init_log_std: float = 0.0        # continuous actions: initial state-independent log std
+    adam_eps: float = 1e-5           # CleanRL's Adam epsilon (PyTorch's default is 1e-8)
+
+
+def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, config: PPOConfig,
+               fabric: Fabric, update: int = 0) -> dict[str, float]:
+    """Clipped-surrogate epochs over minibatches of a flat rollout batch; returns the losses,
+    entropy, KL, clip fraction and explained variance under CleanRL's scalar names."""
+    batch_size = len(batch)
+    minibatch_size = batch_size // config.num_minibatches
+    clipfracs = []
+    for _epoch in range(config.update_epochs):
+        permutation = torch.randperm(batch_size, device=batch.log_probs.device)
+        for start in range(0, batch_size, minibatch_size):
+            mb = batch.index(permutation[start:start + minibatch_size])
+            with fabric.autocast():
+                new_log_prob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
+            log_ratio = new_log_prob.float() - mb.log_probs
+            ratio = log_ratio.exp()
+            with torch.no_grad():
+                # KL(old || new) estimators: -log r (biased) and (r - 1) - log r (unbiased, low variance)
+                old_approx_kl = (-log_ratio).mean()
+                approx_kl = ((ratio - 1) - log_ratio).mean()
+                clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean().item())
+
+            advantages = mb.advantages
+            if config.norm_adv:   # advantage normalisation, per minibatch
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+            # clipped surrogate objective (as a loss: the max of the negated terms)
+            pg_loss1 = -advantages * ratio
+            pg_loss2 = -advantages * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+            pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+
+            new_value = new_value.float()
+            if config.clip_vloss:   # value clipping: the value moves at most clip_coef from the old one
+                v_loss_unclipped = (new_value - mb.returns) ** 2
+                v_clipped = mb.values + (new_value - mb.values).clamp(-config.clip_coef, config.clip_coef)
+                v_loss_clipped = (v_clipped - mb.returns) ** 2
+                v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+            else:
+                v_loss = 0.5 * ((new_value - mb.returns) ** 2).mean()
+
+            entropy_loss = entropy.float().mean()   # entropy bonus
+            loss = pg_loss - config.ent_coef * entropy_loss + config.vf_coef * v_loss
+            check_finite({"losses/policy_loss": pg_loss, "losses/value_loss": v_loss,
+                          "losses/entropy": entropy_loss}, "PPO", update)
+            optimize(fabric, loss, optimizer, config.max_grad_norm)   # global gradient-norm clipping
+
+        if config.target_kl is not None and approx_kl > config.target_kl:   # target-KL early stop
+            break
+
+    y_pred, y_true = batch.values, batch.returns
+    var_y = y_true.var()
+    explained_var = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
+    return {"losses/value_loss": v_loss.item(), "losses/policy_loss": pg_loss.item(),
+            "losses/entropy": entropy_loss.item(), "losses/old_approx_kl": old_approx_kl.item(),
+            "losses/approx_kl": approx_kl.item(), "losses/clipfrac": float(np.mean(clipfracs)),
+            "losses/explained_variance": explained_var}
+
+
+@dataclass
+class PPOResult:
+    """A finished run: the policy, its observation normaliser (None without), the final
+    update's statistics, episodes finished during training, and steps per second."""
+
+    policy: ActorCritic
+    obs_normalizer: ObservationNormalizer | None
+    stats: dict[str, float]
+    episode_returns: list[float]
+    steps_per_s: float
+
+
+def train_ppo(env_id: str, config: PPOConfig, fabric_config: FabricConfig,
+              fabric: Fabric | None = None) -> PPOResult:
+    """Train the default actor-critic on `env_id` with `config.num_envs` envs per process."""
+    fabric = fabric or make_fabric(fabric_config)
+    device = fabric.device
+    envs = make_vector_env(env_id, config.num_envs, fabric_config.seed + 1000 * fabric.global_rank)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    continuous = isinstance(envs.single_action_space, gym.spaces.Box)
+
+    policy = ActorCritic(obs_dim, envs.single_action_space, (config.hidden,) * 2, config.init_log_std).to(device)
+    broadcast_parameters(fabric, policy)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+    obs_normalizer = ObservationNormalizer((obs_dim,)).to(device) if config.normalize_obs else None
+    reward_scaler = RewardScaler(config.num_envs, config.gamma).to(device) if config.normalize_reward else None
+    buffer = RolloutBuffer(config.num_steps, config.num_envs, device)
+    tracker = EpisodeTracker(config.num_envs)
+
+    def observe(raw: np.ndarray, update_stats: bool) -> torch.Tensor:
+        obs = torch.as_tensor(raw, dtype=torch.float32, device=device)
+        return obs_normalizer(obs, update=update_stats) if obs_normalizer is not None else obs
+
+    steps_per_rollout = config.num_envs * config.num_steps * fabric.world_size
+    num_updates = config.total_timesteps // steps_per_rollout
+    raw_obs, _ = envs.reset(seed=fabric_config.seed + 1000 * fabric.global_rank)
+    obs = observe(raw_obs, update_stats=True)
+    global_step, episode_returns, stats = 0, [], {}
+    start = time.perf_counter()
+    for update in range(1, num_updates + 1):
+        if config.anneal_lr:   # learning-rate annealing: linear to 0 at the last update
+            optimizer.param_groups[0]["lr"] = (1.0 - (update - 1.0) / num_updates) * config.learning_rate
+
+        # rollout: num_steps steps of every env under the current policy
+        buffer.reset()
+        for _ in range(config.num_steps):
+            global_step += config.num_envs * fabric.world_size
+            with torch.no_grad():
+                action, log_prob, value = policy.act(obs)
+            env_action = action.cpu().numpy()
+            if continuous:   # the Gaussian is unbounded: clip what the env sees, store the sample
+                env_action = np.clip(env_action, envs.single_action_space.low, envs.single_action_space.high)
+            next_raw, reward, terminated, truncated, info = envs.step(env_action)
+            done = terminated | truncated
+            for episodic_return, length in tracker.step(reward, done):
+                episode_returns.append(episodic_return)
+                fabric.log_dict({"charts/episodic_return": episodic_return,
+                                 "charts/episodic_length": length}, step=global_step)
+            # truncation bootstraps from V(final observation), read before the autoreset replaced it
+            final_value = torch.zeros(config.num_envs, device=device)
+            cut = truncated & ~terminated
+            if cut.any():
+                final_obs = observe(final_observations(next_raw, done, info)[cut], update_stats=False)
+                with torch.no_grad():
+                    final_value[torch.as_tensor(cut, device=device)] = policy.value(final_obs)
+            reward_t = torch.as_tensor(reward, dtype=torch.float32, device=device)
+            done_t = torch.as_tensor(done, device=device)
+            if reward_scaler is not None:
+                reward_t = reward_scaler(reward_t, done_t)
+            buffer.add(obs, action, log_prob, value, reward_t, torch.as_tensor(terminated, device=device),
+                       torch.as_tensor(truncated, device=device), final_value)
+            obs = observe(next_raw, update_stats=True)
+
+        # GAE(lambda) over the rollout, bootstrapping from V of the observation after it
+        with torch.no_grad():
+            buffer.compute_advantages(policy.value(obs), config.gamma, config.gae_lambda)
+        stats = ppo_update(policy, optimizer, buffer.flatten(), config, fabric, update)
+        stats["charts/learning_rate"] = optimizer.param_groups[0]["lr"]
+        stats["charts/SPS"] = global_step / (time.perf_counter() - start)
+        fabric.log_dict(stats, step=global_step)
+    envs.close()
+    return PPOResult(policy, obs_normalizer, stats, episode_returns, global_step / (time.perf_counter() - start))
+
+
+def checkpoint_state(result: PPOResult, config: PPOConfig) -> dict:
+    """What a PPO checkpoint holds: state dicts and the config as plain values."""
+    state = {"policy": result.policy, "config": asdict(config)}
+    if result.obs_normalizer is not None:
+        state["obs_normalizer"] = result.obs_normalizer
+    return state
+
+
+if __name__ == "__main__":
+    from learners.cli import parse_configs
+    from learners.fabric import save_checkpoint
+
+    args, cfg = parse_configs("PPO on a gymnasium task", ppo=PPOConfig, fabric=FabricConfig)
+    fabric = make_fabric(cfg["fabric"])
+    result = train_ppo(args.env_id or "CartPole-v1", cfg["ppo"], cfg["fabric"], fabric)
+    save_checkpoint(fabric, f"{cfg['fabric'].log_dir or 'runs/learners'}/{cfg['fabric'].run_name}/ppo.ckpt",
+                    checkpoint_state(result, cfg["ppo"]))
+    fabric.print(f"PPO {args.env_id}: {len(result.episode_returns)} episodes, "
+                 f"last 10 mean {np.mean(result.episode_returns[-10:]):.1f}, {result.steps_per_s:.0f} steps/s")
