@@ -144,9 +144,10 @@ class SACLearner:
 
 @dataclass
 class SACResult:
-    """A finished run: the learner, episodes finished during training, steps per second."""
+    """A finished run: the learner, its replay, episodes finished during training, steps per second."""
 
     learner: SACLearner
+    replay: ReplayBuffer
     episode_returns: list[float]
     steps_per_s: float
 
@@ -196,7 +197,7 @@ def train_sac(env_id: str, config: SACConfig, fabric_config: FabricConfig,
                 stats["charts/SPS"] = global_step / (time.perf_counter() - start)
                 fabric.log_dict(stats, step=global_step)
     envs.close()
-    return SACResult(learner, episode_returns, global_step / (time.perf_counter() - start))
+    return SACResult(learner, buffer, episode_returns, global_step / (time.perf_counter() - start))
 
 
 if __name__ == "__main__":
