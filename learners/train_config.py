@@ -16,6 +16,10 @@ from envs.config import EnvConfig
 from envs.loading import MarketConfig
 from features.config import FeaturesConfig
 from hierarchy.system import HierarchyConfig
+from learners.cql import CQLConfig
+from learners.fabric import FabricConfig
+from learners.ppo import PPOConfig
+from learners.sac import SACConfig
 from risk.limits import RiskLimits
 
 
@@ -41,6 +45,15 @@ class BudgetConfig:
 
 
 @dataclass
+class LearnerConfig:
+    """The three learners' hyperparameters (the `learner/` config group)."""
+
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
+    cql: CQLConfig = field(default_factory=CQLConfig)
+
+
+@dataclass
 class AblationConfig:
     """Which ablation a run is (the `ablation/` group's files set the switches they name)."""
 
@@ -60,6 +73,8 @@ class TrainConfig:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
     risk: RiskLimits = field(default_factory=RiskLimits)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    fabric: FabricConfig = field(default_factory=FabricConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)

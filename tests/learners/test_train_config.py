@@ -101,3 +101,11 @@ def test_own_csv_market_with_a_domain_map_from_the_command_line(tmp_path):
     market = load_market(config.market)
     assert market.symbols == ("AAA", "BBB") and market.domain_names == ("tech", "energy")
     assert not market.has_ohlc.any()
+
+
+def test_learner_and_fabric_nodes():
+    config = compose_train(["learner.ppo.clip_coef=0.1", "fabric.devices=2", "fabric.strategy=ddp"])
+    assert config.learner.ppo.clip_coef == 0.1 and config.learner.cql.sac.actor_lr == 1e-4
+    assert config.fabric.devices == 2 and config.fabric.strategy == "ddp"
+    with pytest.raises(Exception, match="clip_cof"):
+        compose_train(["learner.ppo.clip_cof=0.1"])
