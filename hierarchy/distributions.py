@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+from learners.networks import LOG_STD_MAX, LOG_STD_MIN
 
 
 class AllocationDistribution:

@@ -10,7 +10,6 @@ PPO's heads directly.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 
@@ -18,22 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from hierarchy.distributions import AllocationDistribution, pack_action
-
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-
-
-def layer_init(layer: nn.Linear, gain: float = math.sqrt(2.0), bias: float = 0.0) -> nn.Linear:
-    """Orthogonal weights with the given gain, constant bias (the PPO implementation detail)."""
-    nn.init.orthogonal_(layer.weight, gain)
-    nn.init.constant_(layer.bias, bias)
-    return layer
+from learners.networks import LOG_STD_MAX, LOG_STD_MIN, layer_init, mlp
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, out_gain: float = 1.0) -> nn.Sequential:
+def tanh_mlp(in_dim: int, hidden: int, out_dim: int, out_gain: float) -> nn.Sequential:
     """Two tanh hidden layers, orthogonally initialised (CleanRL's PPO trunk)."""
-    return nn.Sequential(layer_init(nn.Linear(in_dim, hidden)), nn.Tanh(),
-                         layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
-                         layer_init(nn.Linear(hidden, out_dim), out_gain))
+    return mlp(in_dim, (hidden, hidden), out_dim, nn.Tanh, out_gain)
 
 
 def portfolio_encoder(obs_dim: int, hidden: int, dropout: float) -> nn.Sequential:
@@ -87,7 +76,7 @@ class InstrumentHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int) -> None:
         super().__init__()
-        self.net = mlp(in_dim, hidden, 1, out_gain=0.01)
+        self.net = tanh_mlp(in_dim, hidden, 1, out_gain=0.01)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(-1)
@@ -105,7 +94,7 @@ class Specialist(nn.Module):
         head_in = hidden + instrument_obs_dim + 2
         self.heads = nn.ModuleDict({module_key(s): InstrumentHead(head_in, hidden) for s in symbols})
         self.log_std = nn.Parameter(torch.full((len(symbols),), init_log_std))
-        self.value_head = mlp(domain_obs_dim + 2, hidden, 1, out_gain=1.0)
+        self.value_head = tanh_mlp(domain_obs_dim + 2, hidden, 1, out_gain=1.0)
 
     def _given(self, allocation: Tensor, appetite: Tensor) -> Tensor:
         return torch.stack([allocation, appetite], dim=-1)                # (B, 2)
@@ -163,9 +152,9 @@ class FlatPolicy(nn.Module):
 
     def __init__(self, obs_dim: int, n_instruments: int, hidden: int = 128, init_log_std: float = -0.5) -> None:
         super().__init__()
-        self.actor_mean = mlp(obs_dim, hidden, n_instruments, out_gain=0.01)
+        self.actor_mean = tanh_mlp(obs_dim, hidden, n_instruments, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((n_instruments,), init_log_std))
-        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0)
+        self.critic = tanh_mlp(obs_dim, hidden, 1, out_gain=1.0)
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         return self.actor_mean(obs), self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
