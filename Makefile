@@ -31,6 +31,7 @@ bench: setup
 	$(PY) -m envs.bench
 	$(PY) -m features.bench
 	$(PY) -m risk.bench
+	$(PY) -m learners.bench
 	$(PY) -m hierarchy.bench
 
 clean:
