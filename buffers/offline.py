@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -125,14 +126,19 @@ class OfflineDataset:
         return cls(_unflatten(leaves), returns)
 
 
-def collect(envs, policy: Callable[[Obs], Tensor], num_steps: int, seed: int) -> OfflineDataset:
+def collect(envs: gym.vector.VectorEnv, policy: Callable[[Obs], Tensor], num_steps: int,
+            seed: int) -> OfflineDataset:
     """Record `num_steps` steps of every env of a gymnasium vector env under `policy`.
 
-    Observations are arrays (gymnasium Box spaces). `envs` must autoreset in SAME_STEP mode, so that a finished episode's true final observation
-    is in `info["final_obs"]`: it becomes next_obs of that transition, and a truncated (not
-    terminated) transition keeps terminated = 0, so learners bootstrap through it.
+    Observations are arrays (gymnasium Box spaces). `envs` must autoreset in SAME_STEP mode, so
+    that a finished episode's true final observation is in `info["final_obs"]`: it becomes
+    next_obs of that transition, and a truncated (not terminated) transition keeps
+    terminated = 0, so learners bootstrap through it.
     policy: float32 observations (E, ...) -> actions (E, A), in the env's action units.
     """
+    mode = envs.metadata.get("autoreset_mode")
+    if mode != gym.vector.AutoresetMode.SAME_STEP:
+        raise ValueError(f"collect needs a vector env that autoresets in SAME_STEP mode, not {mode}")
     obs_np, _ = envs.reset(seed=seed)
     batches, returns = [], []
     running = np.zeros(envs.num_envs)

@@ -4,6 +4,11 @@ Truncation is not termination: when an episode is cut by a time limit at step t,
 after t is not zero but V(final observation), so GAE bootstraps from the value of the final
 observation (which the caller evaluates before the autoreset replaces it). Termination
 bootstraps from zero. Either way the advantage recursion stops at the episode boundary.
+
+Vector envs that autoreset in NEXT_STEP mode (gymnasium's default, e.g. its batched CartPole)
+spend one step on the reset: it ignores the action and pays no reward. Such a step is stored
+with `valid = False`; its advantage never reaches a real step (the episode boundary before it
+cuts the recursion), and `flatten` leaves it out of the batch.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class RolloutBuffer:
             torch.zeros(shape, device=self.device) for _ in range(4))
         self.terminated = torch.zeros(shape, dtype=torch.bool, device=self.device)
         self.truncated = torch.zeros(shape, dtype=torch.bool, device=self.device)
+        self.valid = torch.ones(shape, dtype=torch.bool, device=self.device)
         self.advantages: Tensor | None = None
         self.returns: Tensor | None = None
 
@@ -84,10 +90,12 @@ class RolloutBuffer:
         self.actions = torch.zeros((T, *action.shape), dtype=action.dtype, device=self.device)
 
     def add(self, obs: Obs, action: Tensor, log_prob: Tensor, value: Tensor, reward: Tensor,
-            terminated: Tensor, truncated: Tensor, final_value: Tensor | None = None) -> None:
+            terminated: Tensor, truncated: Tensor, final_value: Tensor | None = None,
+            valid: Tensor | None = None) -> None:
         """Store one step of E envs: obs (E, ...) seen, action (E, ...) taken, and its outcome.
 
         final_value (E,): V(final observation) of envs whose episode was truncated at this step.
+        valid (E,) bool: False where the step was a NEXT_STEP autoreset, not a decision.
         """
         if self.step >= self.num_steps:
             raise IndexError(f"rollout buffer is full ({self.num_steps} steps); call reset()")
@@ -99,6 +107,7 @@ class RolloutBuffer:
         self.log_probs[t], self.values[t], self.rewards[t] = log_prob, value, reward
         self.terminated[t], self.truncated[t] = terminated, truncated
         self.final_values[t] = 0.0 if final_value is None else final_value
+        self.valid[t] = True if valid is None else valid
         self.step += 1
 
     def compute_advantages(self, last_value: Tensor, gamma: float, gae_lambda: float) -> None:
@@ -110,11 +119,13 @@ class RolloutBuffer:
             last_value, gamma, gae_lambda)
 
     def flatten(self) -> RolloutBatch:
-        """All T * E samples as one batch (time-major order: step t of env e is row t * E + e)."""
+        """The valid samples of the T * E as one batch, in time-major order (with every step
+        valid, step t of env e is row t * E + e)."""
         if self.advantages is None:
             raise RuntimeError("compute_advantages() must run before flatten()")
+        rows = self.valid.reshape(-1).nonzero().squeeze(-1)
         def flat(x: Tensor) -> Tensor:
-            return x.reshape(-1, *x.shape[2:])
+            return x.reshape(-1, *x.shape[2:])[rows]
         return RolloutBatch(tree_map(flat, self.obs), flat(self.actions), flat(self.log_probs),
                             flat(self.values), flat(self.advantages), flat(self.returns))
 

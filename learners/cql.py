@@ -26,7 +26,15 @@ from torch import Tensor, nn
 from buffers.offline import OfflineDataset
 from buffers.replay import Transitions
 from buffers.tree import Obs, tree_map
-from learners.fabric import FabricConfig, broadcast_parameters, check_finite, make_fabric, optimize, polyak_update
+from learners.fabric import (
+    FabricConfig,
+    adam,
+    broadcast_parameters,
+    check_finite,
+    make_fabric,
+    optimize,
+    polyak_update,
+)
 from learners.networks import SquashedGaussianAgent
 from learners.sac import SACConfig, SACLearner
 
@@ -82,7 +90,7 @@ class CQLLearner(SACLearner):
         super().__init__(agent, action_dim, config.sac, fabric)
         self.cql, self.action_dim = config, action_dim
         self.log_alpha_prime = torch.zeros((), device=fabric.device, requires_grad=True)
-        self.alpha_prime_optimizer = torch.optim.Adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
+        self.alpha_prime_optimizer = adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
 
     def policy_q(self, obs: Obs, sample_obs: Obs) -> tuple[Tensor, Tensor, Tensor]:
         """Q_1, Q_2 (B, N) at obs of N actions drawn from pi(sample_obs), and their log pi (B, N)."""

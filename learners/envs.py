@@ -12,39 +12,54 @@ import torch
 from torch import Tensor, nn
 
 
-def make_vector_env(env_id: str, num_envs: int, seed: int, rescale_actions: bool = False) -> gym.vector.SyncVectorEnv:
-    """`num_envs` copies of `env_id` stepped in one process. They autoreset in SAME_STEP mode,
-    so a finished episode's true final observation is in `info["final_obs"]` (needed to
-    bootstrap on truncation). With `rescale_actions`, Box actions are taken in [-1, 1]."""
-    def make() -> gym.Env:
-        env = gym.make(env_id)
-        return gym.wrappers.RescaleAction(env, -1.0, 1.0) if rescale_actions else env
-    envs = gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+def make_vector_env(env_id: str, num_envs: int, seed: int, rescale_actions: bool = False,
+                    vectorization: str = "sync") -> gym.vector.VectorEnv:
+    """`num_envs` copies of `env_id` with episode statistics (`RecordEpisodeStatistics`).
+
+    vectorization "sync": a SyncVectorEnv stepping the envs one by one in this process; they
+    autoreset in SAME_STEP mode, so a finished episode's true final observation is in
+    `info["final_obs"]`. "vector_entry_point": the task's own batched implementation (one numpy
+    step for all envs, e.g. CartPole's), which autoresets in NEXT_STEP mode. With
+    `rescale_actions`, Box actions are taken in [-1, 1].
+    """
+    if vectorization == "sync":
+        wrappers = [lambda env: gym.wrappers.RescaleAction(env, -1.0, 1.0)] if rescale_actions else []
+        envs = gym.make_vec(env_id, num_envs, "sync", wrappers=wrappers,
+                            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+    elif vectorization == "vector_entry_point":
+        envs = gym.make_vec(env_id, num_envs, "vector_entry_point")
+        if rescale_actions:
+            envs = gym.wrappers.vector.RescaleAction(envs, -1.0, 1.0)
+    else:
+        raise ValueError(f"vectorization must be 'sync' or 'vector_entry_point', not '{vectorization}'")
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
     envs.action_space.seed(seed)
     return envs
 
 
-def final_observations(next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
-    """next_obs with each finished env's row replaced by its final observation (pre-reset)."""
+def autoresets_next_step(envs: gym.vector.VectorEnv) -> bool:
+    """True if `envs` reset a finished env on the step after its last (NEXT_STEP mode)."""
+    return envs.metadata.get("autoreset_mode") == gym.vector.AutoresetMode.NEXT_STEP
+
+
+def final_observations(next_obs: np.ndarray, done: np.ndarray, info: dict, next_step: bool) -> np.ndarray:
+    """next_obs with each finished env's row replaced by its final observation: the row of
+    `info["final_obs"]` under SAME_STEP autoreset, the returned row itself under NEXT_STEP
+    (`next_step`), where the reset only comes with the following step."""
+    if next_step or not done.any():
+        return next_obs
     real = np.array(next_obs, copy=True)
-    for e in np.flatnonzero(done):
-        real[e] = info["final_obs"][e]
+    real[done] = np.stack(info["final_obs"][done])
     return real
 
 
-class EpisodeTracker:
-    """Undiscounted return and length of each env's running episode (raw rewards)."""
-
-    def __init__(self, num_envs: int) -> None:
-        self.returns, self.lengths = np.zeros(num_envs), np.zeros(num_envs, dtype=np.int64)
-
-    def step(self, rewards: np.ndarray, done: np.ndarray) -> list[tuple[float, int]]:
-        """Add one step; return (return, length) of the episodes that just finished."""
-        self.returns += rewards
-        self.lengths += 1
-        finished = [(float(self.returns[e]), int(self.lengths[e])) for e in np.flatnonzero(done)]
-        self.returns[done], self.lengths[done] = 0.0, 0
-        return finished
+def finished_episodes(info: dict) -> list[tuple[float, int]]:
+    """(undiscounted return, length) of the episodes that ended at this step, read from the
+    statistics `RecordEpisodeStatistics` puts in `info["episode"]`."""
+    if "episode" not in info:
+        return []
+    finished = info["_episode"]
+    return list(zip(info["episode"]["r"][finished].tolist(), info["episode"]["l"][finished].tolist()))
 
 
 class RunningMeanStd(nn.Module):

@@ -58,10 +58,13 @@ class ActorCritic(nn.Module):
             self.log_std = nn.Parameter(torch.full((out_dim,), init_log_std))
 
     def distribution(self, obs: Tensor) -> Distribution:
+        """pi(.|obs), built without argument validation (its checks cost more than the small
+        MLP's forward pass, and every input here is a network output)."""
         out = self.actor(obs)
         if self.discrete:
-            return Categorical(logits=out)
-        return Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
+            return Categorical(logits=out, validate_args=False)
+        return Independent(Normal(out, self.log_std.exp().expand_as(out), validate_args=False), 1,
+                           validate_args=False)
 
     def value(self, obs: Tensor) -> Tensor:
         return self.critic(obs).squeeze(-1)

@@ -20,14 +20,16 @@ from torch.optim import Optimizer
 
 from buffers.rollout import RolloutBatch, RolloutBuffer
 from learners.envs import (
-    EpisodeTracker,
     ObservationNormalizer,
     RewardScaler,
+    autoresets_next_step,
     final_observations,
+    finished_episodes,
     make_vector_env,
 )
 from learners.fabric import (
     FabricConfig,
+    adam,
     broadcast_parameters,
     check_finite,
     make_fabric,
@@ -64,19 +66,20 @@ class PPOConfig:
     hidden: int = 64
     init_log_std: float = 0.0        # continuous actions: initial state-independent log std
     adam_eps: float = 1e-5           # CleanRL's Adam epsilon (PyTorch's default is 1e-8)
+    vectorization: str = "sync"      # train_ppo's envs: "sync" or "vector_entry_point" (the task's batched env)
 
 
 def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, config: PPOConfig,
                fabric: Fabric, update: int = 0) -> dict[str, float]:
     """Clipped-surrogate epochs over minibatches of a flat rollout batch; returns the losses,
     entropy, KL, clip fraction and explained variance under CleanRL's scalar names."""
-    batch_size = len(batch)
-    minibatch_size = batch_size // config.num_minibatches
     clipfracs = []
     for _epoch in range(config.update_epochs):
-        permutation = torch.randperm(batch_size, device=batch.log_probs.device)
-        for start in range(0, batch_size, minibatch_size):
-            mb = batch.index(permutation[start:start + minibatch_size])
+        # num_minibatches shuffled minibatches of (nearly) equal size: every process takes the
+        # same number of gradient steps even when their batches differ by a few reset steps
+        for rows in torch.tensor_split(torch.randperm(len(batch), device=batch.log_probs.device),
+                                       config.num_minibatches):
+            mb = batch.index(rows)
             with fabric.autocast():
                 new_log_prob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
             log_ratio = new_log_prob.float() - mb.log_probs
@@ -85,7 +88,7 @@ def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, con
                 # KL(old || new) estimators: -log r (biased) and (r - 1) - log r (unbiased, low variance)
                 old_approx_kl = (-log_ratio).mean()
                 approx_kl = ((ratio - 1) - log_ratio).mean()
-                clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean().item())
+                clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean())
 
             advantages = mb.advantages
             if config.norm_adv:   # advantage normalisation, per minibatch
@@ -111,7 +114,8 @@ def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, con
                           "losses/entropy": entropy_loss}, "PPO", update)
             optimize(fabric, loss, optimizer, config.max_grad_norm)   # global gradient-norm clipping
 
-        if config.target_kl is not None and approx_kl > config.target_kl:   # target-KL early stop
+        # target-KL early stop (on the mean over processes, so that all of them stop together)
+        if config.target_kl is not None and fabric.all_reduce(approx_kl, reduce_op="mean") > config.target_kl:
             break
 
     y_pred, y_true = batch.values, batch.returns
@@ -119,17 +123,20 @@ def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, con
     explained_var = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
     return {"losses/value_loss": v_loss.item(), "losses/policy_loss": pg_loss.item(),
             "losses/entropy": entropy_loss.item(), "losses/old_approx_kl": old_approx_kl.item(),
-            "losses/approx_kl": approx_kl.item(), "losses/clipfrac": float(np.mean(clipfracs)),
+            "losses/approx_kl": approx_kl.item(), "losses/clipfrac": torch.stack(clipfracs).mean().item(),
             "losses/explained_variance": explained_var}
 
 
 @dataclass
 class PPOResult:
-    """A finished run: the policy, its observation normaliser (None without), the final
-    update's statistics, episodes finished during training, and steps per second."""
+    """A finished run: the policy, its optimizer and observation normaliser (None without), the
+    env steps taken, the final update's statistics, episodes finished during training, and
+    steps per second."""
 
     policy: ActorCritic
+    optimizer: Optimizer
     obs_normalizer: ObservationNormalizer | None
+    global_step: int
     stats: dict[str, float]
     episode_returns: list[float]
     steps_per_s: float
@@ -140,17 +147,18 @@ def train_ppo(env_id: str, config: PPOConfig, fabric_config: FabricConfig,
     """Train the default actor-critic on `env_id` with `config.num_envs` envs per process."""
     fabric = fabric or make_fabric(fabric_config)
     device = fabric.device
-    envs = make_vector_env(env_id, config.num_envs, fabric_config.seed + 1000 * fabric.global_rank)
+    seed = fabric_config.seed + 1000 * fabric.global_rank
+    envs = make_vector_env(env_id, config.num_envs, seed, vectorization=config.vectorization)
+    next_step_autoreset = autoresets_next_step(envs)
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     continuous = isinstance(envs.single_action_space, gym.spaces.Box)
 
     policy = ActorCritic(obs_dim, envs.single_action_space, (config.hidden,) * 2, config.init_log_std).to(device)
     broadcast_parameters(fabric, policy)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+    optimizer = adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     obs_normalizer = ObservationNormalizer((obs_dim,)).to(device) if config.normalize_obs else None
     reward_scaler = RewardScaler(config.num_envs, config.gamma).to(device) if config.normalize_reward else None
     buffer = RolloutBuffer(config.num_steps, config.num_envs, device)
-    tracker = EpisodeTracker(config.num_envs)
 
     def observe(raw: np.ndarray, update_stats: bool) -> torch.Tensor:
         obs = torch.as_tensor(raw, dtype=torch.float32, device=device)
@@ -158,8 +166,9 @@ def train_ppo(env_id: str, config: PPOConfig, fabric_config: FabricConfig,
 
     steps_per_rollout = config.num_envs * config.num_steps * fabric.world_size
     num_updates = config.total_timesteps // steps_per_rollout
-    raw_obs, _ = envs.reset(seed=fabric_config.seed + 1000 * fabric.global_rank)
+    raw_obs, _ = envs.reset(seed=seed)
     obs = observe(raw_obs, update_stats=True)
+    resetting = np.zeros(config.num_envs, dtype=bool)   # NEXT_STEP autoreset: envs whose next step is a reset
     global_step, episode_returns, stats = 0, [], {}
     start = time.perf_counter()
     for update in range(1, num_updates + 1):
@@ -177,23 +186,27 @@ def train_ppo(env_id: str, config: PPOConfig, fabric_config: FabricConfig,
                 env_action = np.clip(env_action, envs.single_action_space.low, envs.single_action_space.high)
             next_raw, reward, terminated, truncated, info = envs.step(env_action)
             done = terminated | truncated
-            for episodic_return, length in tracker.step(reward, done):
+            for episodic_return, length in finished_episodes(info):
                 episode_returns.append(episodic_return)
                 fabric.log_dict({"charts/episodic_return": episodic_return,
                                  "charts/episodic_length": length}, step=global_step)
-            # truncation bootstraps from V(final observation), read before the autoreset replaced it
+            # truncation bootstraps from V(final observation), read before the autoreset replaces it
             final_value = torch.zeros(config.num_envs, device=device)
             cut = truncated & ~terminated
             if cut.any():
-                final_obs = observe(final_observations(next_raw, done, info)[cut], update_stats=False)
+                final_obs = observe(final_observations(next_raw, done, info, next_step_autoreset)[cut],
+                                    update_stats=False)
                 with torch.no_grad():
                     final_value[torch.as_tensor(cut, device=device)] = policy.value(final_obs)
             reward_t = torch.as_tensor(reward, dtype=torch.float32, device=device)
-            done_t = torch.as_tensor(done, device=device)
             if reward_scaler is not None:
-                reward_t = reward_scaler(reward_t, done_t)
+                reward_t = reward_scaler(reward_t, torch.as_tensor(done, device=device))
+            # a NEXT_STEP reset ignores the action and pays nothing: stored, but not a decision to learn from
             buffer.add(obs, action, log_prob, value, reward_t, torch.as_tensor(terminated, device=device),
-                       torch.as_tensor(truncated, device=device), final_value)
+                       torch.as_tensor(truncated, device=device), final_value,
+                       valid=torch.as_tensor(~resetting, device=device))
+            if next_step_autoreset:
+                resetting = done
             obs = observe(next_raw, update_stats=True)
 
         # GAE(lambda) over the rollout, bootstrapping from V of the observation after it
@@ -204,12 +217,15 @@ def train_ppo(env_id: str, config: PPOConfig, fabric_config: FabricConfig,
         stats["charts/SPS"] = global_step / (time.perf_counter() - start)
         fabric.log_dict(stats, step=global_step)
     envs.close()
-    return PPOResult(policy, obs_normalizer, stats, episode_returns, global_step / (time.perf_counter() - start))
+    return PPOResult(policy, optimizer, obs_normalizer, global_step, stats, episode_returns,
+                     global_step / (time.perf_counter() - start))
 
 
 def checkpoint_state(result: PPOResult, config: PPOConfig) -> dict:
-    """What a PPO checkpoint holds: state dicts and the config as plain values."""
-    state = {"policy": result.policy, "config": asdict(config)}
+    """What a PPO checkpoint holds: state dicts of policy, optimizer and observation statistics,
+    the env steps taken, and the config as plain values."""
+    state = {"policy": result.policy, "optimizer": result.optimizer, "global_step": result.global_step,
+             "config": asdict(config)}
     if result.obs_normalizer is not None:
         state["obs_normalizer"] = result.obs_normalizer
     return state

@@ -19,8 +19,16 @@ from lightning.fabric import Fabric
 from torch import Tensor, nn
 
 from buffers.replay import ReplayBuffer, Transitions
-from learners.envs import EpisodeTracker, final_observations, make_vector_env
-from learners.fabric import FabricConfig, broadcast_parameters, check_finite, make_fabric, optimize, polyak_update
+from learners.envs import autoresets_next_step, final_observations, finished_episodes, make_vector_env
+from learners.fabric import (
+    FabricConfig,
+    adam,
+    broadcast_parameters,
+    check_finite,
+    make_fabric,
+    optimize,
+    polyak_update,
+)
 from learners.networks import SquashedGaussianAgent
 
 
@@ -57,11 +65,11 @@ class SACLearner:
         self.agent, self.config, self.fabric = agent, config, fabric
         self.target = copy.deepcopy(agent).requires_grad_(False)   # target critics (its actor is unused)
         self.critic_pairs = self._critic_pairs()
-        self.actor_optimizer = torch.optim.Adam(agent.actor_parameters(), lr=config.actor_lr)
-        self.critic_optimizer = torch.optim.Adam(agent.critic_parameters(), lr=config.critic_lr)
+        self.actor_optimizer = adam(agent.actor_parameters(), lr=config.actor_lr)
+        self.critic_optimizer = adam(agent.critic_parameters(), lr=config.critic_lr)
         self.target_entropy = -float(action_dim) if config.target_entropy is None else config.target_entropy
         self.log_alpha = torch.tensor(np.log(config.init_alpha), device=fabric.device, requires_grad=True)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
+        self.alpha_optimizer = adam([self.log_alpha], lr=config.alpha_lr)
         self.num_updates = 0
 
     def _critic_pairs(self) -> tuple[list[Tensor], list[Tensor]]:
@@ -159,15 +167,16 @@ def train_sac(env_id: str, config: SACConfig, fabric_config: FabricConfig,
     device = fabric.device
     seed = fabric_config.seed + 1000 * fabric.global_rank
     envs = make_vector_env(env_id, config.num_envs, seed, rescale_actions=True)
+    next_step_autoreset = autoresets_next_step(envs)
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     action_dim = int(np.prod(envs.single_action_space.shape))
     agent = SquashedGaussianAgent(obs_dim, action_dim, (config.hidden,) * 2).to(device)
     broadcast_parameters(fabric, agent)
     learner = SACLearner(agent, action_dim, config, fabric)
     buffer = ReplayBuffer(config.buffer_size, device)
-    tracker = EpisodeTracker(config.num_envs)
 
     raw_obs, _ = envs.reset(seed=seed)
+    resetting = np.zeros(config.num_envs, dtype=bool)   # NEXT_STEP autoreset: envs whose next step is a reset
     global_step, episode_returns = 0, []
     start = time.perf_counter()
     for _ in range(config.total_timesteps // (config.num_envs * fabric.world_size)):
@@ -180,14 +189,18 @@ def train_sac(env_id: str, config: SACConfig, fabric_config: FabricConfig,
                 action = agent.act(obs)
         next_raw, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
         done = terminated | truncated
-        for episodic_return, length in tracker.step(reward, done):
+        for episodic_return, length in finished_episodes(info):
             episode_returns.append(episodic_return)
             fabric.log_dict({"charts/episodic_return": episodic_return, "charts/episodic_length": length},
                             step=global_step)
         # store the true final observation on truncation; only termination stops the bootstrap
-        real_next = torch.as_tensor(final_observations(next_raw, done, info), dtype=torch.float32, device=device)
-        buffer.add(obs, action, torch.as_tensor(reward, device=device), real_next,
-                   torch.as_tensor(terminated, device=device))
+        real_next = torch.as_tensor(final_observations(next_raw, done, info, next_step_autoreset),
+                                    dtype=torch.float32, device=device)
+        keep = torch.as_tensor(~resetting, device=device)   # a NEXT_STEP reset is no transition
+        buffer.add(obs[keep], action[keep], torch.as_tensor(reward, device=device)[keep], real_next[keep],
+                   torch.as_tensor(terminated, device=device)[keep])
+        if next_step_autoreset:
+            resetting = done
         raw_obs = next_raw
 
         if global_step > config.learning_starts:

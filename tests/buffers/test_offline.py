@@ -56,3 +56,9 @@ def test_collector_keeps_the_true_final_observation_on_truncation():
     assert torch.equal(next_obs[:199], obs[1:200])
     assert not torch.allclose(next_obs[199], obs[200])
     assert len(dataset.episode_returns) == 2 and (dataset.episode_returns < 0).all()
+
+
+def test_collector_refuses_next_step_autoreset():
+    envs = gym.make_vec("CartPole-v1", 2, "vector_entry_point")
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        collect(envs, lambda obs: torch.zeros(obs.shape[0], dtype=torch.long), num_steps=3, seed=0)

@@ -55,3 +55,21 @@ def test_rollout_buffer_stores_dict_observations_and_flattens_time_major():
     assert batch.obs["domain"][:, 0].tolist() == [0, 0, 1, 1, 2, 2]            # row t * E + e
     mini = batch.index(torch.tensor([5, 0]))
     assert mini.actions[:, 0].tolist() == [2.0, 0.0] and mini.obs["domain"].shape == (2, 4)
+
+
+def test_reset_steps_of_next_step_autoreset_leave_the_batch_and_the_other_advantages_alone():
+    # env 0 is truncated at step 0 (final value 4) and spends step 1 on its NEXT_STEP reset
+    T, E = 3, 2
+    rewards = torch.tensor([[1.0, 1.0], [0.0, 1.0], [3.0, 1.0]])
+    values = torch.tensor([[0.5, 1.0], [7.0, 1.0], [1.5, 1.0]])
+    truncated = torch.tensor([[True, False], [False, False], [False, False]])
+    valid = torch.tensor([[True, True], [False, True], [True, True]])
+    buffer = RolloutBuffer(T, E)
+    for t in range(T):
+        buffer.add(torch.full((E, 1), float(t)), torch.zeros(E), torch.zeros(E), values[t], rewards[t],
+                   torch.zeros(E, dtype=torch.bool), truncated[t], torch.tensor([4.0, 0.0]), valid=valid[t])
+    buffer.compute_advantages(torch.tensor([2.0, 1.0]), GAMMA, LAM)
+    batch = buffer.flatten()
+    assert len(batch) == 5 and batch.obs[:, 0].tolist() == [0, 0, 1, 2, 2]        # (t=1, e=0) left out
+    # env 0 at step 0: 1 + .9 * 4 - .5 = 4.1, whatever the reset step holds (its value 7 is never used)
+    assert batch.advantages[0].item() == pytest.approx(4.1)

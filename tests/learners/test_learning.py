@@ -12,9 +12,10 @@ from learners.sac import SACConfig, train_sac
 
 @pytest.mark.slow
 def test_ppo_solves_cartpole():
-    # rl-baselines3-zoo's CartPole settings
+    # rl-baselines3-zoo's CartPole settings, on gymnasium's batched CartPole (NEXT_STEP autoreset)
     config = PPOConfig(total_timesteps=80_000, num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20,
-                       gamma=0.98, gae_lambda=0.8, learning_rate=1e-3, ent_coef=0.0)
+                       gamma=0.98, gae_lambda=0.8, learning_rate=1e-3, ent_coef=0.0,
+                       vectorization="vector_entry_point")
     policy = train_ppo("CartPole-v1", config, FabricConfig(seed=0, log_dir="", torch_threads=1)).policy
     returns = evaluate("CartPole-v1", lambda obs: policy.act(obs, deterministic=True)[0], episodes=5, seed=100)
     assert returns.mean() >= 195
