@@ -68,7 +68,8 @@ def cql_penalty(q_data: Tensor, q_random: Tensor, q_current: Tensor, q_next: Ten
     current-policy and next-policy actions, with their log densities `random_log_density`
     (a constant), log_prob_current, log_prob_next (B, N). With importance sampling the
     log-sum-exp estimates log of the integral of exp Q over actions (each sample divided by its
-    proposal density); without, the dataset action joins the samples unweighted.
+    proposal density; the log densities carry no gradient); without, the dataset action joins
+    the samples unweighted.
     """
     if importance_sample:
         samples = torch.cat([q_random - random_log_density, q_next - log_prob_next.detach(),
@@ -93,9 +94,11 @@ class CQLLearner(SACLearner):
         self.alpha_prime_optimizer = adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
 
     def policy_q(self, obs: Obs, sample_obs: Obs) -> tuple[Tensor, Tensor, Tensor]:
-        """Q_1, Q_2 (B, N) at obs of N actions drawn from pi(sample_obs), and their log pi (B, N)."""
+        """Q_1, Q_2 (B, N) at obs of N actions drawn from pi(sample_obs), and their log pi (B, N).
+        The actions are sampled without gradient: the penalty trains the critics, not the actor."""
         n = self.cql.cql_n_actions
-        actions, log_prob = self.agent.sample(_repeat(sample_obs, n))
+        with torch.no_grad():
+            actions, log_prob = self.agent.sample(_repeat(sample_obs, n))
         q1, q2 = self.agent.q_values(_repeat(obs, n), actions)
         return q1.view(-1, n), q2.view(-1, n), log_prob.view(-1, n)
 

@@ -42,8 +42,10 @@ from learners.networks import ActorCritic
 class PPOConfig:
     """PPO's hyperparameters; defaults are the paper's MuJoCo settings as in CleanRL's
     ppo_continuous_action.py. Differences from SB3's defaults: `anneal_lr` (SB3: constant lr),
-    `clip_vloss` (SB3: no value clipping), `num_minibatches` instead of SB3's `batch_size`
-    (batch_size = num_envs * num_steps / num_minibatches)."""
+    `clip_vloss` (SB3: no value clipping; its clipped variant drops the max with the unclipped
+    loss), `vf_coef` weighs half the squared error (SB3: the full MSE, so SB3's vf_coef=0.5 is
+    ours 1.0), `num_minibatches` instead of SB3's `batch_size` (batch_size = num_envs *
+    num_steps / num_minibatches)."""
 
     total_timesteps: int = 1_000_000
     num_envs: int = 1

@@ -35,9 +35,9 @@ from learners.networks import SquashedGaussianAgent
 @dataclass
 class SACConfig:
     """SAC's hyperparameters, with the defaults of Haarnoja et al. (2018b). Differences from SB3:
-    none in the algorithm (SB3: learning_starts=100, same lr, tau, batch); from CleanRL: one
-    learning rate (CleanRL: q_lr=1e-3), policy_delay=1 (CleanRL: 2, with the delayed actor
-    stepped twice), learning_starts=5000 like CleanRL."""
+    learning_starts (SB3: 100), the actor's log std clamped to [-5, 2] (SB3: [-20, 2]); same lr,
+    tau, batch. From CleanRL: one learning rate (CleanRL: q_lr=1e-3), policy_delay=1 (CleanRL:
+    2, with the delayed actor stepped twice), learning_starts=5000 like CleanRL."""
 
     total_timesteps: int = 1_000_000
     num_envs: int = 1
@@ -94,9 +94,16 @@ class SACLearner:
     def actor_and_alpha_step(self, obs: Tensor | dict, alpha: Tensor) -> dict[str, float]:
         """Actor: minimise alpha log pi(a|s) - min_i Q_i(s, a), a reparameterised. Temperature:
         minimise -log alpha (log pi + target entropy), pulling the entropy to its target."""
+        # the critics are frozen while the actor's loss is built: it needs dQ/da, not the critics'
+        # weight gradients (which the critic step would discard anyway)
+        critic_params = self.critic_pairs[1]
+        for p in critic_params:
+            p.requires_grad_(False)
         with self.fabric.autocast():
             action, log_prob = self.agent.sample(obs)
             q1, q2 = self.agent.q_values(obs, action)
+        for p in critic_params:
+            p.requires_grad_(True)
         actor_loss = (alpha * log_prob.float() - torch.min(q1, q2).float()).mean()
         check_finite({"losses/actor_loss": actor_loss}, "SAC", self.num_updates)
         optimize(self.fabric, actor_loss, self.actor_optimizer)
@@ -160,10 +167,16 @@ class SACResult:
     steps_per_s: float
 
 
-def train_sac(env_id: str, config: SACConfig, fabric_config: FabricConfig,
-              fabric: Fabric | None = None) -> SACResult:
-    """Train the default squashed-Gaussian agent on `env_id` (Box actions, rescaled to [-1, 1])."""
+def train_sac(env_id: str, config: SACConfig, fabric_config: FabricConfig, fabric: Fabric | None = None,
+              stop_at_return: float | None = None) -> SACResult:
+    """Train the default squashed-Gaussian agent on `env_id` (Box actions, rescaled to [-1, 1]).
+
+    With `stop_at_return`, training ends early once the last 5 finished episodes average at
+    least that return: how D4RL's "medium" behaviour policies are made for offline datasets.
+    """
     fabric = fabric or make_fabric(fabric_config)
+    if stop_at_return is not None and fabric.world_size > 1:
+        raise ValueError("stop_at_return needs a single process (processes would stop at different steps)")
     device = fabric.device
     seed = fabric_config.seed + 1000 * fabric.global_rank
     envs = make_vector_env(env_id, config.num_envs, seed, rescale_actions=True)
@@ -180,6 +193,9 @@ def train_sac(env_id: str, config: SACConfig, fabric_config: FabricConfig,
     global_step, episode_returns = 0, []
     start = time.perf_counter()
     for _ in range(config.total_timesteps // (config.num_envs * fabric.world_size)):
+        if stop_at_return is not None and len(episode_returns) >= 5 \
+                and np.mean(episode_returns[-5:]) >= stop_at_return:
+            break
         global_step += config.num_envs * fabric.world_size
         obs = torch.as_tensor(raw_obs, dtype=torch.float32, device=device)
         if global_step <= config.learning_starts:   # warm-up: uniform random actions

@@ -68,7 +68,8 @@ def test_nan_loss_names_the_loss_and_update():
 @pytest.mark.slow
 @pytest.mark.parametrize("algo,args", [
     ("ppo", ["--env-id", "CartPole-v1", "--ppo.total_timesteps", "512", "--ppo.num_envs", "2",
-             "--ppo.num_steps", "64", "--ppo.num_minibatches", "2", "--ppo.update_epochs", "1"]),
+             "--ppo.num_steps", "64", "--ppo.num_minibatches", "2", "--ppo.update_epochs", "2",
+             "--ppo.target_kl", "0.01", "--ppo.vectorization", "vector_entry_point"]),
     ("sac", ["--env-id", "Pendulum-v1", "--sac.total_timesteps", "300", "--sac.learning_starts", "200",
              "--sac.hidden", "32"]),
 ])
@@ -79,3 +80,15 @@ def test_ddp_on_two_cpu_processes(tmp_path, algo, args):
     assert done.returncode == 0, done.stderr[-3000:]
     state = torch.load(tmp_path / "ddp" / f"{algo}.ckpt", weights_only=True)
     assert state["config"]
+
+
+def test_tensorboard_gets_cleanrl_scalar_names(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_ppo("CartPole-v1", TINY_PPO, FabricConfig(log_dir=str(tmp_path), run_name="tb"))
+    (events,) = (tmp_path / "tb").rglob("events.out.tfevents.*")
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    assert {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/value_loss",
+            "losses/policy_loss", "losses/entropy", "losses/approx_kl", "losses/clipfrac",
+            "losses/explained_variance"} <= set(accumulator.Tags()["scalars"])
