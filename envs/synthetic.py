@@ -18,6 +18,12 @@ co-movement in the volatile regime. With `alpha = 0` there is no drift, no momen
 sentiment information: expected simple returns are zero and nothing is exploitable.
 Ground truth: the regime path and, for every bar, the mean and volatility of the next bar's log
 return given everything the generator knew at its close.
+
+Stress scenarios force the regime on chosen bar windows (`forced_regimes`, e.g. the volatile
+regime for a crash). The random draws stay the same, so bars before the first window are
+identical to the unforced market's; the chain leaves a window from the forced regime. A forced
+window is a surprise to the model: the ground truth reports the forced path, and its next-bar
+expectations still mix over the transition matrix from the regime in force.
 """
 
 from __future__ import annotations
@@ -81,6 +87,15 @@ SYNTHETIC8: tuple[InstrumentSpec, ...] = (
 
 
 @dataclass
+class RegimeWindow:
+    """Bars [start, stop) of the generated market held in one regime (a stress scenario)."""
+
+    start: int
+    stop: int
+    regime: str = "volatile"
+
+
+@dataclass
 class SyntheticConfig:
     """Parameters of the generator; `alpha` scales every source of predictability."""
 
@@ -101,6 +116,7 @@ class SyntheticConfig:
     jumps_per_year: float = 1.0        # per instrument in calm regimes; 4x in the volatile one
     jump_scale: float = 3.0            # jump standard deviation in daily vols
     macro_noise: float = 0.05
+    forced_regimes: list[RegimeWindow] = field(default_factory=list)   # empty: the chain runs free
 
 
 def transition_matrix(durations: list[float]) -> np.ndarray:
@@ -167,8 +183,22 @@ def universe_specs(config: SyntheticConfig) -> tuple[InstrumentSpec, ...]:
     raise ValueError(f"synthetic universe '{config.universe}' is not 'synthetic8' or 'factor'")
 
 
+def forced_path(windows: list[RegimeWindow], n_bars: int) -> np.ndarray:
+    """(n_bars,) int64: the regime index forced at each bar, -1 where the chain runs free."""
+    forced = np.full(n_bars, -1, dtype=np.int64)
+    for k, window in enumerate(windows):
+        if window.regime not in REGIMES:
+            raise ValueError(f"forced_regimes[{k}].regime '{window.regime}' is not one of {REGIMES}")
+        if not 0 <= window.start < window.stop <= n_bars:
+            raise ValueError(f"forced_regimes[{k}] = bars [{window.start}, {window.stop}) is not inside "
+                             f"the market's {n_bars} bars")
+        forced[window.start:window.stop] = REGIMES.index(window.regime)
+    return forced
+
+
 @njit(cache=True)
-def _markov_path(transition: np.ndarray, initial: int, uniforms: np.ndarray) -> np.ndarray:
+def _markov_path(transition: np.ndarray, initial: int, uniforms: np.ndarray,
+                 forced: np.ndarray) -> np.ndarray:
     path = np.empty(uniforms.shape[0], dtype=np.int64)
     state = initial
     for t in range(uniforms.shape[0]):
@@ -180,6 +210,8 @@ def _markov_path(transition: np.ndarray, initial: int, uniforms: np.ndarray) -> 
                 if uniforms[t] < cumulative or k == row.shape[0] - 1:
                     state = k
                     break
+        if forced[t] >= 0:
+            state = forced[t]
         path[t] = state
     return path
 
@@ -260,7 +292,8 @@ def generate(config: SyntheticConfig | None = None, costs: CostConfig | None = N
     cholesky = np.linalg.cholesky(correlation)
 
     n_bars = T + 1                                           # one extra bar feeds the last sentiment
-    regime = _markov_path(transition, int(rng.choice(3, p=pi)), rng.random(n_bars))
+    forced = np.append(forced_path(config.forced_regimes, T), -1)
+    regime = _markov_path(transition, int(rng.choice(3, p=pi)), rng.random(n_bars), forced)
     gaussian = rng.standard_normal((n_bars, N))
     correlated = np.empty_like(gaussian)
     for k in range(3):
@@ -307,7 +340,8 @@ def generate(config: SyntheticConfig | None = None, costs: CostConfig | None = N
         ground_truth=GroundTruth(regime=regime, regime_names=REGIMES, expected_returns=expected,
                                  conditional_vol=cond_vol, regime_correlation=correlation),
         attrs={"source": "synthetic", "seed": config.seed, "alpha": config.alpha,
-               "sentiment_ic": rho, "transition": transition.tolist()})
+               "sentiment_ic": rho, "transition": transition.tolist(),
+               "forced_regimes": [[w.start, w.stop, w.regime] for w in config.forced_regimes]})
 
 
 def _bars(rng: np.random.Generator, specs: tuple[InstrumentSpec, ...], returns: np.ndarray,

@@ -6,7 +6,9 @@ import pytest
 from scipy.stats import spearmanr
 
 from envs.synthetic import (
+    REGIMES,
     SYNTHETIC8,
+    RegimeWindow,
     SyntheticConfig,
     generate,
     regime_correlations,
@@ -90,3 +92,30 @@ def test_large_universe_and_speed():
     assert time.perf_counter() - start < 1.0
     big = generate(SyntheticConfig(universe="factor", n_instruments=60, years=2))
     assert big.ohlcv.shape == (504, 60, 5) and len(set(big.domains)) == 4
+
+
+def test_forced_crash_window_keeps_the_past_and_the_draws():
+    config = SyntheticConfig(years=2, seed=7)
+    free = generate(config)
+    window = RegimeWindow(start=250, stop=310)
+    crash = generate(SyntheticConfig(years=2, seed=7, forced_regimes=[window]))
+    volatile = REGIMES.index("volatile")
+    np.testing.assert_array_equal(crash.ground_truth.regime[250:310], volatile)
+    np.testing.assert_array_equal(crash.ground_truth.regime[:250], free.ground_truth.regime[:250])
+    # same draws: every bar before the window is the unforced market's, to the byte
+    assert crash.ohlcv[:250].tobytes() == free.ohlcv[:250].tobytes()
+    assert crash.macro[:250].tobytes() == free.macro[:250].tobytes()
+    assert not np.array_equal(crash.ohlcv[250:310], free.ohlcv[250:310])
+    assert crash.attrs["forced_regimes"] == [[250, 310, "volatile"]]
+    # the crash regime's volatility: regime_vol 2.2 against the free path's mix here
+    ratio = crash.log_returns[250:310].std() / free.log_returns[250:310].std()
+    free_vol = np.asarray(config.regime_vol)[free.ground_truth.regime[250:310]]
+    assert ratio == pytest.approx(2.2 / np.sqrt(np.mean(free_vol**2)), rel=0.25)
+    assert generate(SyntheticConfig(years=2, seed=7, forced_regimes=[window])).ohlcv.tobytes() == crash.ohlcv.tobytes()
+
+
+def test_forced_regime_errors_name_the_window():
+    with pytest.raises(ValueError, match=r"forced_regimes\[1\] = bars \[200, 600\) is not inside the market's 252"):
+        generate(SyntheticConfig(years=1, forced_regimes=[RegimeWindow(1, 5), RegimeWindow(200, 600)]))
+    with pytest.raises(ValueError, match=r"forced_regimes\[0\].regime 'crash' is not one of"):
+        generate(SyntheticConfig(years=1, forced_regimes=[RegimeWindow(1, 5, "crash")]))
