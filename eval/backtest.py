@@ -47,6 +47,7 @@ class BacktestResult:
     returns: np.ndarray              # (T,) simple return of equity over the bar
     weights: np.ndarray              # (T, N) executed weights right after the fill
     costs: np.ndarray                # (T, 6) money by COST_KINDS
+    contributions: np.ndarray        # (T, N) (PnL - costs) of each instrument / equity before the bar
     turnover: np.ndarray             # (T,) sum |trade| / equity at the fill
     equity: np.ndarray               # (T,)
     initial_equity: float
@@ -62,13 +63,15 @@ class BacktestResult:
         return stats
 
     def frames(self, symbols: tuple[str, ...]) -> dict[str, pd.DataFrame]:
-        """Daily returns, weights and costs as frames indexed by timestamp."""
+        """Daily returns, weights, costs and each instrument's contribution to the return, as
+        frames indexed by timestamp."""
         index = pd.Index(self.timestamps, name="timestamp")
         return {
             "returns": pd.DataFrame({"return": self.returns, "equity": self.equity,
                                      "turnover": self.turnover}, index=index),
             "weights": pd.DataFrame(self.weights, index=index, columns=list(symbols)),
             "costs": pd.DataFrame(self.costs, index=index, columns=list(COST_KINDS)),
+            "contributions": pd.DataFrame(self.contributions, index=index, columns=list(symbols)),
         }
 
     def write(self, folder: str | Path, symbols: tuple[str, ...]) -> None:
@@ -92,7 +95,7 @@ def run(name: str, market: MarketData, config: EnvConfig, decide: Decide,
     config = dataclasses.replace(config, episode_length=0)
     env = risk_env(market, config, limits, num_envs=1, seed=0, **env_kwargs)
     env.reset(seed=0)
-    rows: dict[str, list] = {k: [] for k in ("bar", "equity", "weights", "costs", "turnover")}
+    rows: dict[str, list] = {k: [] for k in ("bar", "equity", "weights", "costs", "contributions", "turnover")}
     previous = config.initial_equity
     returns = []
     while True:
@@ -108,12 +111,13 @@ def run(name: str, market: MarketData, config: EnvConfig, decide: Decide,
         rows["equity"].append(equity)
         rows["weights"].append(info["executed_weights"][0].copy())
         rows["costs"].append(info["costs"][0].copy())
+        rows["contributions"].append(info["instrument_reward"][0].copy())
         rows["turnover"].append(float(info["turnover"][0]))
         if terminated[0] or truncated[0]:
             break
     return BacktestResult(name, market.timestamps[np.asarray(rows["bar"])], np.asarray(returns),
                           np.asarray(rows["weights"]), np.asarray(rows["costs"]),
-                          np.asarray(rows["turnover"]), np.asarray(rows["equity"]),
+                          np.asarray(rows["contributions"]), np.asarray(rows["turnover"]), np.asarray(rows["equity"]),
                           config.initial_equity, market.bars_per_year)
 
 

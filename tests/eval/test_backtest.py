@@ -24,9 +24,12 @@ def test_equal_weight_backtest_closes_and_summarises(market, tmp_path):
     stats = result.summary()
     assert {"sharpe", "ann_return", "ann_vol", "max_drawdown", "turnover", "costs"} <= set(stats)
     assert stats["costs"] > 0 and stats["turnover"] > 0
+    # each instrument's contribution (PnL - costs over equity before the bar) adds up to the return
+    np.testing.assert_allclose(result.contributions.sum(axis=1), result.returns, atol=1e-12)
     result.write(tmp_path, market.symbols)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "equal_weight_costs.parquet", "equal_weight_returns.parquet", "equal_weight_weights.parquet"]
+        "equal_weight_contributions.parquet", "equal_weight_costs.parquet",
+        "equal_weight_returns.parquet", "equal_weight_weights.parquet"]
 
 
 def test_buy_and_hold_trades_once_and_pre_cost_is_cheaper(market):
