@@ -28,6 +28,8 @@ from hierarchy.risk_hook import risk_env
 from hierarchy.system import HierarchicalSystem
 from risk.limits import RiskLimits
 
+# nominal costs times these: pre-cost, nominal, double and triple (the cost stress test)
+COST_FACTORS: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
 TRADING_COSTS = ("half_spread_bps", "half_spread_pips", "commission_bps", "slippage_vol_coef",
                  "impact_coef", "financing_spread_bps")
 
@@ -163,3 +165,44 @@ def run_system(name: str, market: MarketData, config: EnvConfig, system: Hierarc
                            "liquidated": bool(info["liquidated"][0])})
 
         return run(name, market, config, decide, after_step, limits, regime_probs=regime_probs, **env_kwargs)
+
+
+Policy = Callable[[MarketData, int], "np.ndarray | Decide"]
+"""A strategy given a market and its first decision bar: a (T, N) target-weight schedule (NaN
+holds) or a `decide(env)` function. Stress tests walk one policy through many markets."""
+
+
+def run_policy(name: str, market: MarketData, config: EnvConfig, policy: Policy,
+               limits: RiskLimits | None = None, **env_kwargs) -> BacktestResult:
+    """`policy` planned for `market` from `config.warmup_bars` on, then walked once."""
+    plan = policy(market, config.warmup_bars)
+    if isinstance(plan, np.ndarray):
+        return run_schedule(name, market, config, plan, limits, **env_kwargs)
+    return run(name, market, config, plan, None, limits, **env_kwargs)
+
+
+def cost_stress(name: str, market: MarketData, config: EnvConfig, schedule: np.ndarray,
+                factors: tuple[float, ...] = COST_FACTORS, limits: RiskLimits | None = None,
+                **env_kwargs) -> dict[float, BacktestResult]:
+    """The schedule walked once per cost factor (0: pre-cost, 1: nominal, 2 and 3: stress)."""
+    return {factor: run_schedule(name, scale_costs(market, factor), config, schedule, limits, **env_kwargs)
+            for factor in factors}
+
+
+def replay_schedule(weights: pd.DataFrame, turnover: pd.Series, market: MarketData) -> tuple[np.ndarray, int]:
+    """The (T, N) schedule that trades a recorded backtest's fills again on `market`, and its
+    first decision bar: the executed weights of each row that traded become the targets of the
+    decision bar before it; NaN elsewhere holds. With nominal costs and no overlay it repeats the
+    recorded trades; with scaled costs it is the cost stress of those same trades."""
+    if tuple(weights.columns) != market.symbols:
+        raise ValueError(f"recorded weights have columns {tuple(weights.columns)}, market '{market.name}' "
+                         f"has {market.symbols}")
+    rows = market.timestamps.get_indexer(weights.index)
+    if (rows < 1).any():
+        bad = weights.index[int(np.argmax(rows < 1))]
+        raise ValueError(f"recorded row {bad} is not a bar after the first of market '{market.name}' "
+                         f"({market.timestamps[0]} .. {market.timestamps[-1]})")
+    schedule = np.full((market.n_bars, market.n_instruments), np.nan)
+    traded = turnover.reindex(weights.index).to_numpy() > 0
+    schedule[rows[traded] - 1] = weights.to_numpy()[traded]
+    return schedule, int(rows[0] - 1)

@@ -145,3 +145,12 @@ def _sixty_forty(market: MarketData, config: BaselineConfig) -> np.ndarray:
     weights[[symbols.index(s) for s in risk]] = 0.6 / len(risk)
     weights[[symbols.index(s) for s in defensive]] = 0.4 / len(defensive)
     return weights
+
+
+def baseline_policy(name: str, config: BaselineConfig | None = None,
+                    seed: int = 0) -> Callable[[MarketData, int], np.ndarray]:
+    """The named baseline as an `eval.backtest.Policy`: its schedule for any market, rebalancing
+    from the first decision bar (the random baseline drawn afresh from `seed` for each market)."""
+    if name not in BASELINES:
+        raise KeyError(f"unknown baseline '{name}'; one of {BASELINES}")
+    return lambda market, start: baseline_weights(name, market, config, np.random.default_rng(seed), start)

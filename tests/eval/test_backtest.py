@@ -1,11 +1,13 @@
 """Backtests through the simulator: the accounting closes, holding is exact, costs scale."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from envs.config import EnvConfig
 from envs.synthetic import SyntheticConfig, generate
-from eval.backtest import run_schedule, run_system, scale_costs
+from eval.backtest import cost_stress, replay_schedule, run_policy, run_schedule, run_system, scale_costs
 from eval.baselines import baseline_weights
 
 
@@ -71,3 +73,46 @@ def test_system_backtest_writes_the_decision_log(market, tmp_path):
             "executed_weights", "messages", "limits_bound"} <= set(row)
     assert row["meta_acted"] and not rows[1]["meta_acted"] and rows[5]["meta_acted"]
     assert set(row["executed_weights"]) == set(market.symbols)
+
+
+@pytest.mark.parametrize("name", ["buy_and_hold", "trend_following", "oracle"])
+def test_replaying_recorded_fills_repeats_the_backtest(market, name):
+    config = EnvConfig()
+    recorded = run_schedule(name, market, config, baseline_weights(name, market, start=config.warmup_bars))
+    frames = recorded.frames(market.symbols)
+    schedule, first = replay_schedule(frames["weights"], frames["returns"]["turnover"], market)
+    assert first == config.warmup_bars
+    assert np.isnan(schedule[: first]).all()
+    replayed = run_schedule(name, market, dataclasses.replace(config, warmup_bars=first), schedule)
+    np.testing.assert_array_equal(replayed.returns, recorded.returns)
+    np.testing.assert_array_equal(replayed.weights, recorded.weights)
+
+
+def test_replay_names_what_does_not_fit(market):
+    config = EnvConfig()
+    frames = run_schedule("equal_weight", market, config,
+                          baseline_weights("equal_weight", market, start=config.warmup_bars)).frames(market.symbols)
+    with pytest.raises(ValueError, match="recorded weights have columns"):
+        replay_schedule(frames["weights"].iloc[:, ::-1], frames["returns"]["turnover"], market)
+    with pytest.raises(ValueError, match="is not a bar after the first of market"):
+        replay_schedule(frames["weights"], frames["returns"]["turnover"], market.slice_time(100, 200))
+
+
+def test_cost_stress_scales_the_same_trades(market):
+    config = EnvConfig()
+    schedule = baseline_weights("equal_weight", market, start=config.warmup_bars)
+    walks = cost_stress("equal_weight", market, config, schedule)
+    assert list(walks) == [0.0, 1.0, 2.0, 3.0]
+    np.testing.assert_array_equal(walks[1.0].returns, run_schedule("e", market, config, schedule).returns)
+    assert walks[0.0].costs[:, :4].sum() == 0.0
+    finals = [walks[f].equity[-1] for f in walks]
+    assert finals == sorted(finals, reverse=True)             # each extra unit of costs costs
+
+
+def test_run_policy_takes_a_schedule_or_a_decide_function(market):
+    config = EnvConfig()
+    n = market.n_instruments
+    held = run_policy("s", market, config, lambda m, start: baseline_weights("buy_and_hold", m, start=start))
+    decided = run_policy("d", market, config, lambda m, start: (
+        lambda env: np.full((1, n), 1.0 / n) if env.state.bar[0] == start else np.full((1, n), np.nan)))
+    np.testing.assert_array_equal(held.returns, decided.returns)
