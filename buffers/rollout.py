@@ -30,20 +30,18 @@ def compute_gae(rewards: Tensor, values: Tensor, terminated: Tensor, truncated: 
     final observation where step t was truncated (ignored elsewhere); last_value: (E,) V of the
     observation after the last step. Returns (advantages, returns), both (T, E).
     """
-    T = rewards.shape[0]
     terminated, truncated = terminated.bool(), truncated.bool()
+    done = terminated | truncated
+    # bootstrap: V(s') inside an episode, V(final obs) on truncation, 0 on termination
+    next_values = torch.cat([values[1:], last_value[None]])                          # (T, E)
+    next_values = torch.where(done, torch.zeros_like(next_values), next_values)
+    next_values = torch.where(truncated & ~terminated, final_values, next_values)
+    deltas = rewards + gamma * next_values - values                                  # (T, E)
+    decay = gamma * gae_lambda * (~done).float()   # the recursion does not cross an episode boundary
     advantages = torch.zeros_like(rewards)
     last_gae = torch.zeros_like(last_value)
-    for t in reversed(range(T)):
-        next_value = last_value if t == T - 1 else values[t + 1]
-        done = terminated[t] | truncated[t]
-        # bootstrap: V(s') inside an episode, V(final obs) on truncation, 0 on termination
-        next_value = torch.where(done, torch.zeros_like(next_value), next_value)
-        next_value = torch.where(truncated[t] & ~terminated[t], final_values[t], next_value)
-        delta = rewards[t] + gamma * next_value - values[t]
-        # the recursion does not cross an episode boundary
-        last_gae = delta + gamma * gae_lambda * (~done).float() * last_gae
-        advantages[t] = last_gae
+    for t in reversed(range(rewards.shape[0])):   # only the recursion itself runs step by step
+        advantages[t] = last_gae = deltas[t] + decay[t] * last_gae
     return advantages, advantages + values
 
 
@@ -61,8 +59,8 @@ class RolloutBatch:
     def __len__(self) -> int:
         return self.log_probs.shape[0]
 
-    def index(self, idx: Tensor) -> RolloutBatch:
-        """The samples at `idx` (a minibatch)."""
+    def index(self, idx: Tensor | slice) -> RolloutBatch:
+        """The samples at `idx` (a minibatch; views of this batch when `idx` is a slice)."""
         return RolloutBatch(**{f.name: tree_map(lambda x: x[idx], getattr(self, f.name))
                                for f in fields(self)})
 

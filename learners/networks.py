@@ -17,7 +17,7 @@ import gymnasium as gym
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.distributions import Normal
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -45,7 +45,12 @@ def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: type[nn.
 class ActorCritic(nn.Module):
     """PPO's default: separate tanh MLP actor and critic, orthogonally initialised (policy head
     gain 0.01 so initial actions are near uniform, value head gain 1). Discrete actions are
-    categorical; continuous ones Gaussian with a state-independent log std."""
+    categorical; continuous ones Gaussian with a state-independent log std.
+
+    The distributions are written out by hand rather than built as `torch.distributions`
+    objects, whose construction costs more than this small MLP's forward pass: categorical
+    log-probabilities from one log-softmax and samples by the Gumbel-max trick; the Gaussian's
+    log density in closed form, its entropy a constant of log std."""
 
     def __init__(self, obs_dim: int, action_space: gym.Space, hidden: tuple[int, ...] = (64, 64),
                  init_log_std: float = 0.0) -> None:
@@ -57,31 +62,37 @@ class ActorCritic(nn.Module):
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((out_dim,), init_log_std))
 
-    def distribution(self, obs: Tensor) -> Distribution:
-        """pi(.|obs), built without argument validation (its checks cost more than the small
-        MLP's forward pass, and every input here is a network output)."""
-        out = self.actor(obs)
-        if self.discrete:
-            return Categorical(logits=out, validate_args=False)
-        return Independent(Normal(out, self.log_std.exp().expand_as(out), validate_args=False), 1,
-                           validate_args=False)
-
     def value(self, obs: Tensor) -> Tensor:
         return self.critic(obs).squeeze(-1)
 
+    def log_prob_entropy(self, out: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """log pi(actions) and the entropy of pi, both (B,), from the actor's output `out`
+        (logits (B, K), or Gaussian means (B, A))."""
+        if self.discrete:
+            log_probs = torch.log_softmax(out, dim=-1)                                      # (B, K)
+            log_prob = log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            return log_prob, -(log_probs.exp() * log_probs).sum(-1)
+        z = (actions - out) * torch.exp(-self.log_std)
+        log_prob = (-0.5 * z.square() - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        entropy = (0.5 + 0.5 * math.log(2 * math.pi) + self.log_std).sum()
+        return log_prob, entropy.expand(log_prob.shape)
+
     def act(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-        """(action, log_prob, value) for a batch of observations."""
-        dist = self.distribution(obs)
-        if deterministic:
-            action = dist.probs.argmax(-1) if self.discrete else dist.mean
+        """(action, log_prob, value) for a batch of observations: a sample of pi (the mode when
+        `deterministic`)."""
+        out = self.actor(obs)
+        if self.discrete and deterministic:
+            action = out.argmax(-1)
+        elif self.discrete:
+            # Gumbel-max: argmax(logits + G), G ~ Gumbel(0, 1) = -log E, E ~ Exp(1), is a draw of the categorical
+            action = (out - torch.empty_like(out).exponential_().log()).argmax(-1)
         else:
-            action = dist.sample()
-        return action, dist.log_prob(action), self.value(obs)
+            action = out if deterministic else out + self.log_std.exp() * torch.randn_like(out)
+        return action, self.log_prob_entropy(out, action)[0], self.value(obs)
 
     def evaluate(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(log_prob, entropy, value) of stored actions under the current policy (PPO's update)."""
-        dist = self.distribution(obs)
-        return dist.log_prob(actions), dist.entropy(), self.value(obs)
+        return (*self.log_prob_entropy(self.actor(obs), actions), self.value(obs))
 
 
 def squashed_gaussian_sample(mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 from lightning.fabric import Fabric
 from torch import nn
 from torch.optim import Optimizer
@@ -75,21 +76,18 @@ def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, con
                fabric: Fabric, update: int = 0) -> dict[str, float]:
     """Clipped-surrogate epochs over minibatches of a flat rollout batch; returns the losses,
     entropy, KL, clip fraction and explained variance under CleanRL's scalar names."""
-    clipfracs = []
+    clipfracs, n, k = [], len(batch), config.num_minibatches
     for _epoch in range(config.update_epochs):
-        # num_minibatches shuffled minibatches of (nearly) equal size: every process takes the
-        # same number of gradient steps even when their batches differ by a few reset steps
-        for rows in torch.tensor_split(torch.randperm(len(batch), device=batch.log_probs.device),
-                                       config.num_minibatches):
-            mb = batch.index(rows)
+        # k shuffled minibatches of (nearly) equal size, as views of one shuffled copy: every process
+        # takes the same number of gradient steps even when their batches differ by a few reset steps
+        shuffled = batch.index(torch.randperm(n, device=batch.log_probs.device))
+        for i in range(k):
+            mb = shuffled.index(slice(i * n // k, (i + 1) * n // k))
             with fabric.autocast():
                 new_log_prob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
             log_ratio = new_log_prob.float() - mb.log_probs
             ratio = log_ratio.exp()
             with torch.no_grad():
-                # KL(old || new) estimators: -log r (biased) and (r - 1) - log r (unbiased, low variance)
-                old_approx_kl = (-log_ratio).mean()
-                approx_kl = ((ratio - 1) - log_ratio).mean()
                 clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean())
 
             advantages = mb.advantages
@@ -108,14 +106,21 @@ def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, con
                 v_loss_clipped = (v_clipped - mb.returns) ** 2
                 v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
             else:
-                v_loss = 0.5 * ((new_value - mb.returns) ** 2).mean()
+                v_loss = 0.5 * F.mse_loss(new_value, mb.returns)
 
-            entropy_loss = entropy.float().mean()   # entropy bonus
-            loss = pg_loss - config.ent_coef * entropy_loss + config.vf_coef * v_loss
+            entropy_loss = entropy.float().mean()
+            loss = pg_loss + config.vf_coef * v_loss
+            if config.ent_coef != 0:   # entropy bonus (with no weight, left out of the backward pass)
+                loss = loss - config.ent_coef * entropy_loss
             check_finite({"losses/policy_loss": pg_loss, "losses/value_loss": v_loss,
                           "losses/entropy": entropy_loss}, "PPO", update)
             optimize(fabric, loss, optimizer, config.max_grad_norm)   # global gradient-norm clipping
 
+        with torch.no_grad():
+            # KL(old || new) estimators on the epoch's last minibatch (the ones logged and checked):
+            # -log r (biased) and (r - 1) - log r (unbiased, low variance)
+            old_approx_kl = (-log_ratio).mean()
+            approx_kl = ((ratio - 1) - log_ratio).mean()
         # target-KL early stop (on the mean over processes, so that all of them stop together)
         if config.target_kl is not None and fabric.all_reduce(approx_kl, reduce_op="mean") > config.target_kl:
             break
@@ -181,7 +186,7 @@ def train_ppo(env_id: str, config: PPOConfig, fabric_config: FabricConfig,
         buffer.reset()
         for _ in range(config.num_steps):
             global_step += config.num_envs * fabric.world_size
-            with torch.no_grad():
+            with torch.inference_mode():   # no autograd bookkeeping while acting
                 action, log_prob, value = policy.act(obs)
             env_action = action.cpu().numpy()
             if continuous:   # the Gaussian is unbounded: clip what the env sees, store the sample
@@ -190,15 +195,16 @@ def train_ppo(env_id: str, config: PPOConfig, fabric_config: FabricConfig,
             done = terminated | truncated
             for episodic_return, length in finished_episodes(info):
                 episode_returns.append(episodic_return)
-                fabric.log_dict({"charts/episodic_return": episodic_return,
-                                 "charts/episodic_length": length}, step=global_step)
+                if fabric.loggers:   # (Fabric's log_dict costs a few env steps even with nothing to log to)
+                    fabric.log_dict({"charts/episodic_return": episodic_return,
+                                     "charts/episodic_length": length}, step=global_step)
             # truncation bootstraps from V(final observation), read before the autoreset replaces it
-            final_value = torch.zeros(config.num_envs, device=device)
-            cut = truncated & ~terminated
+            final_value, cut = None, truncated & ~terminated
             if cut.any():
                 final_obs = observe(final_observations(next_raw, done, info, next_step_autoreset)[cut],
                                     update_stats=False)
-                with torch.no_grad():
+                final_value = torch.zeros(config.num_envs, device=device)
+                with torch.inference_mode():
                     final_value[torch.as_tensor(cut, device=device)] = policy.value(final_obs)
             reward_t = torch.as_tensor(reward, dtype=torch.float32, device=device)
             if reward_scaler is not None:
@@ -206,7 +212,7 @@ def train_ppo(env_id: str, config: PPOConfig, fabric_config: FabricConfig,
             # a NEXT_STEP reset ignores the action and pays nothing: stored, but not a decision to learn from
             buffer.add(obs, action, log_prob, value, reward_t, torch.as_tensor(terminated, device=device),
                        torch.as_tensor(truncated, device=device), final_value,
-                       valid=torch.as_tensor(~resetting, device=device))
+                       valid=torch.as_tensor(~resetting, device=device) if next_step_autoreset else None)
             if next_step_autoreset:
                 resetting = done
             obs = observe(next_raw, update_stats=True)

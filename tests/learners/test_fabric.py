@@ -1,4 +1,5 @@
-"""Checkpoints (weights_only round trip), determinism, NaN losses, and a 2-process DDP run."""
+"""Checkpoints (weights_only round trip), determinism, NaN losses, gradient clipping, and a 2-process
+DDP run."""
 
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from buffers.replay import Transitions
-from learners.fabric import FabricConfig, load_checkpoint, make_fabric, save_checkpoint
+from learners.fabric import FabricConfig, clip_grad_norm, load_checkpoint, make_fabric, save_checkpoint
 from learners.networks import SquashedGaussianAgent
 from learners.ppo import PPOConfig, train_ppo
 from learners.sac import SACConfig, SACLearner
@@ -46,6 +47,20 @@ def test_checkpoint_round_trip_loads_with_weights_only(tmp_path):
     expected = learner.update(_batch(1))
     torch.manual_seed(1)
     assert restored.update(_batch(1)) == expected
+
+
+@pytest.mark.parametrize("max_norm", [0.1, 100.0])   # clipped, and left alone
+def test_clip_grad_norm_agrees_with_torch(max_norm):
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(3, 4), torch.nn.Linear(3, 4)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(8, 3)
+    for net in (a, b):
+        net(x).pow(2).sum().backward()
+    norm = clip_grad_norm(list(a.parameters()), max_norm)
+    torch.testing.assert_close(norm, torch.nn.utils.clip_grad_norm_(b.parameters(), max_norm))
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)
 
 
 def test_same_seed_same_losses():

@@ -32,3 +32,36 @@ def test_actor_critic_starts_near_uniform_with_orthogonal_init():
     log_prob, entropy, value = policy.evaluate(torch.randn(32, 4), torch.zeros(32, dtype=torch.long))
     torch.testing.assert_close(entropy, torch.full((32,), math.log(2)), atol=1e-3, rtol=0)   # policy head gain 0.01
     assert value.shape == (32,)
+
+
+def test_actor_critic_log_prob_and_entropy_match_torch_distributions():
+    import gymnasium as gym
+    from torch.distributions import Categorical, Independent
+    torch.manual_seed(0)
+    obs = torch.randn(16, 4)
+    discrete = ActorCritic(4, gym.spaces.Discrete(3))
+    actions = torch.randint(0, 3, (16,))
+    log_prob, entropy, _ = discrete.evaluate(obs, actions)
+    reference = Categorical(logits=discrete.actor(obs))
+    torch.testing.assert_close(log_prob, reference.log_prob(actions))
+    torch.testing.assert_close(entropy, reference.entropy())
+    continuous = ActorCritic(4, gym.spaces.Box(-1.0, 1.0, (2,)), init_log_std=-0.5)
+    actions = torch.randn(16, 2)
+    log_prob, entropy, _ = continuous.evaluate(obs, actions)
+    reference = Independent(Normal(continuous.actor(obs), continuous.log_std.exp()), 1)
+    torch.testing.assert_close(log_prob, reference.log_prob(actions))
+    torch.testing.assert_close(entropy, reference.entropy())
+
+
+def test_gumbel_max_samples_follow_the_categorical():
+    import gymnasium as gym
+    torch.manual_seed(0)
+    policy = ActorCritic(4, gym.spaces.Discrete(3))
+    probs = torch.tensor([0.2, 0.3, 0.5])
+    with torch.no_grad():   # the same pi(.|s) = probs in every state
+        policy.actor[-1].weight.zero_()
+        policy.actor[-1].bias.copy_(probs.log())
+    actions, log_prob, _ = policy.act(torch.randn(20_000, 4))
+    torch.testing.assert_close(torch.bincount(actions, minlength=3) / 20_000, probs, atol=0.015, rtol=0)
+    torch.testing.assert_close(log_prob, probs.log()[actions])
+    assert (policy.act(torch.randn(5, 4), deterministic=True)[0] == 2).all()
