@@ -6,7 +6,7 @@ The algorithm box, per gradient step on a batch (s, a, r, s', d) of the dataset:
   2. conservative penalty, per critic i: temperature * logsumexp over N random actions
      (uniform on [-1, 1]^A), N current-policy actions a ~ pi(s) and N next-policy actions
      a' ~ pi(s') (all evaluated at s), each minus its log density (importance weights), minus
-     Q_i(s, a_data); critic loss = Bellman error + cql_weight * penalty;
+     Q_i(s, a_data); critic loss = mean squared Bellman error + cql_weight * penalty;
   3. with `lagrange`, the weight is alpha' * cql_weight, alpha' >= 0 tuned by gradient ascent so
      that the penalty (the action gap) is held at `target_action_gap`;
   4. actor and temperature as in SAC, or behaviour cloning (maximise log pi(a_data|s)) during the
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from buffers.offline import OfflineDataset
 from buffers.replay import Transitions
-from buffers.tree import Obs, tree_map
+from buffers.tree import Obs, tree_cat, tree_map
 from learners.fabric import (
     FabricConfig,
     adam,
@@ -93,41 +93,51 @@ class CQLLearner(SACLearner):
         self.log_alpha_prime = torch.zeros((), device=fabric.device, requires_grad=True)
         self.alpha_prime_optimizer = adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
 
-    def policy_q(self, obs: Obs, sample_obs: Obs) -> tuple[Tensor, Tensor, Tensor]:
-        """Q_1, Q_2 (B, N) at obs of N actions drawn from pi(sample_obs), and their log pi (B, N).
-        The actions are sampled without gradient: the penalty trains the critics, not the actor."""
+    def penalty_actions(self, batch: Transitions) -> tuple[Tensor, Tensor, Tensor]:
+        """The log-sum-exp's sampled actions: N uniform on [-1, 1]^A per state (B N, A), and N of
+        pi(s) followed by N of pi(s') per state (2 B N, A) with their log pi (2 B N,), drawn in
+        one call without gradient (the penalty trains the critics, not the actor)."""
         n = self.cql.cql_n_actions
+        random_actions = torch.empty(batch.actions.shape[0] * n, self.action_dim,
+                                     device=batch.actions.device).uniform_(-1.0, 1.0)
         with torch.no_grad():
-            actions, log_prob = self.agent.sample(_repeat(sample_obs, n))
-        q1, q2 = self.agent.q_values(_repeat(obs, n), actions)
-        return q1.view(-1, n), q2.view(-1, n), log_prob.view(-1, n)
+            policy_actions, policy_log_prob = self.agent.sample(
+                tree_cat([_repeat(batch.obs, n), _repeat(batch.next_obs, n)]))
+        return random_actions, policy_actions, policy_log_prob
+
+    def penalties(self, batch: Transitions, random_actions: Tensor, policy_actions: Tensor,
+                  policy_log_prob: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(Q_1, Q_2 at the dataset's actions (B,), CQL(H)'s penalty of Q_1, of Q_2): each critic
+        evaluated once, at s, on the data action and the 3 N sampled actions of every state."""
+        cfg, n, B = self.cql, self.cql.cql_n_actions, batch.actions.shape[0]
+        obs_n = _repeat(batch.obs, n)
+        with self.fabric.autocast():
+            q_all = self.agent.q_values(tree_cat([batch.obs, obs_n, obs_n, obs_n]),
+                                        torch.cat([batch.actions, random_actions, policy_actions]))
+        log_prob_current, log_prob_next = policy_log_prob.float().view(2, B, n)
+        out = []
+        for q in q_all:
+            q_data, q_random, q_current, q_next = q.float().split([B, B * n, B * n, B * n])
+            out.append((q_data, cql_penalty(q_data, q_random.view(B, n), q_current.view(B, n), q_next.view(B, n),
+                                            log_prob_current, log_prob_next, self.action_dim * math.log(0.5),
+                                            cfg.cql_temperature, cfg.importance_sample)))
+        (q1_data, penalty1), (q2_data, penalty2) = out
+        return q1_data, q2_data, penalty1, penalty2
 
     def update(self, batch: Transitions) -> dict[str, float]:
         """One CQL gradient step on a batch of the offline dataset (the algorithm box above)."""
         self.num_updates += 1
-        cfg, alpha, n = self.cql, self.alpha, self.cql.cql_n_actions
-        B = batch.actions.shape[0]
+        cfg, alpha = self.cql, self.alpha
 
         # 1. soft Bellman target (the entropy term only with backup_entropy)
         target_q = self.critic_target(batch, alpha if cfg.backup_entropy else torch.zeros_like(alpha))
-        with self.fabric.autocast():
-            q1_data, q2_data = self.agent.q_values(batch.obs, batch.actions)
-        q1_data, q2_data = q1_data.float(), q2_data.float()
-        qf1_bellman = 0.5 * ((q1_data - target_q) ** 2).mean()
-        qf2_bellman = 0.5 * ((q2_data - target_q) ** 2).mean()
 
         # 2. conservative penalty: log-sum-exp over random, current-policy and next-policy actions
-        random_actions = torch.empty(B * n, self.action_dim, device=batch.actions.device).uniform_(-1.0, 1.0)
-        random_log_density = self.action_dim * math.log(0.5)                 # uniform on [-1, 1]^A
-        with self.fabric.autocast():
-            q1_random, q2_random = (q.view(B, n) for q in self.agent.q_values(_repeat(batch.obs, n), random_actions))
-            q1_current, q2_current, log_prob_current = self.policy_q(batch.obs, batch.obs)
-            q1_next, q2_next, log_prob_next = self.policy_q(batch.obs, batch.next_obs)
-        penalty1, penalty2 = (
-            cql_penalty(q_data, q_random.float(), q_current.float(), q_next.float(), log_prob_current.float(),
-                        log_prob_next.float(), random_log_density, cfg.cql_temperature, cfg.importance_sample)
-            for q_data, q_random, q_current, q_next in ((q1_data, q1_random, q1_current, q1_next),
-                                                        (q2_data, q2_random, q2_current, q2_next)))
+        q1_data, q2_data, penalty1, penalty2 = self.penalties(batch, *self.penalty_actions(batch))
+        # the Bellman error is the full mean squared error (SAC's is half of it), the scale
+        # against which the paper's conservative weight is set
+        qf1_bellman = ((q1_data - target_q) ** 2).mean()
+        qf2_bellman = ((q2_data - target_q) ** 2).mean()
 
         # 3. fixed weight, or Lagrangian: alpha' * weight * (penalty - target gap), alpha' >= 0
         if cfg.lagrange:
