@@ -1,0 +1,549 @@
+"""`python -m eval.report runs/<sweep-or-experiment>`: the paper's tables, figures and macros from
+finished runs.
+
+Finds every finished run under the folder (`eval.runs`), groups them into rows by ablation,
+market and budget (seeds pooled; runs that differ in anything else are refused), prints which
+runs it used, and writes, for one market and budget (the "setting"; choose with --market and
+--budget when the folder holds several):
+
+    <out>/tables/<name>.tex    booktabs tabulars, one per entry of TABLES, \\input by the paper
+    <out>/tables/macros.tex    \\newcommand definitions of every number the text quotes
+    <out>/figures/<name>.pdf   one per entry of FIGURES
+
+and prints the main table. The row of ablation 'full' (else the first ablation) is the primary
+row: its learned policy and the baselines its runs evaluated fill the result tables; every row of
+the setting fills the ablation, trial and compute tables. A table whose inputs are missing (no
+decision log, no walk-forward results, a market that cannot be rebuilt) says so instead of
+failing the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from envs.config import EnvConfig
+from envs.market_data import MarketData
+from eval import figures, latex, results
+from eval.backtest import COST_FACTORS
+from eval.baselines import BASELINES, BaselineConfig, baseline_policy
+from eval.inference import backtest_overfitting
+from eval.latex import Macros, escape, macro_name, mean_std, number
+from eval.runs import RunGroup, find_runs, group_runs, write_text
+from eval.slices import regime_labels
+from eval.stress import CRISIS_WINDOWS, crash_scenarios, crash_stress
+from hierarchy.system import HierarchyConfig
+from risk.limits import RiskLimits
+
+TABLES: tuple[str, ...] = ("main", "precost", "risk", "var_backtests", "regimes_detected", "regimes_true",
+                           "bootstrap", "crash", "crisis", "costs", "ablations", "domains", "significance",
+                           "overfitting", "compute", "latency", "walk_forward", "runs")
+FIGURES: tuple[str, ...] = ("equity", "drawdowns", "returns", "allocations", "correlation", "costs")
+
+NAMES = {"hierarchy": "Hierarchy (ours)", "flat_ppo": "Flat PPO", "equal_weight": "Equal weight",
+         "buy_and_hold": "Buy and hold", "sixty_forty": "60/40", "min_variance": "Min. variance",
+         "max_sharpe": "Max. Sharpe", "risk_parity": "Risk parity", "hrp": "HRP",
+         "black_litterman": "Black-Litterman", "trend_following": "Trend following", "random": "Random",
+         "oracle": "Oracle (bound)", "full": "Full system", "no_meta": "No meta-controller",
+         "no_cql": "No CQL pre-training", "no_sentiment": "No sentiment", "no_regime": "No regime features",
+         "no_risk_penalty": "No risk penalties"}
+
+# settings the method section quotes, per config node: (key, decimals, scale)
+CONFIG_MACROS: dict[str, tuple[type, tuple[tuple[str, int, float], ...]]] = {
+    "hierarchy": (HierarchyConfig, (("meta_period", 0, 1.0), ("max_leverage", 1, 1.0))),
+    "env": (EnvConfig, (("initial_equity", 0, 1.0), ("warmup_bars", 0, 1.0), ("episode_length", 0, 1.0),
+                        ("drawdown_penalty", 2, 1.0), ("turnover_penalty", 2, 1.0), ("tail_penalty", 2, 1.0),
+                        ("tail_sigmas", 1, 1.0), ("max_leverage", 1, 1.0))),
+    "risk": (RiskLimits, (("max_var", 1, 100.0), ("var_confidence", 0, 100.0), ("max_gross_leverage", 1, 1.0),
+                          ("max_class_share", 0, 100.0), ("max_correlation_exposure", 2, 1.0),
+                          ("max_margin_usage", 0, 100.0), ("max_drawdown", 0, 100.0),
+                          ("kill_switch_cooldown", 0, 1.0))),
+}
+BUDGET_MACROS = ("num_envs", "cql_steps", "phase1_steps", "phase2_steps", "phase3_steps")
+
+# (metric, header, decimals, scale): returns, volatility, drawdown and VaR in percent
+MAIN_COLUMNS = (("sharpe", "Sharpe", 2, 1.0), ("ann_return", r"Return (\%)", 1, 100.0),
+                ("ann_vol", r"Vol. (\%)", 1, 100.0), ("max_drawdown", r"Max DD (\%)", 1, 100.0),
+                ("calmar", "Calmar", 2, 1.0), ("turnover", "Turnover", 1, 1.0), ("costs", r"Costs (\%)", 2, 100.0))
+RISK_COLUMNS = (("var", r"VaR$_{95}$ (\%)", 2, 100.0), ("cvar", r"CVaR$_{95}$ (\%)", 2, 100.0),
+                ("max_drawdown", r"Max DD (\%)", 1, 100.0), ("max_drawdown_duration", "DD bars", 0, 1.0),
+                ("sortino", "Sortino", 2, 1.0), ("hit_rate", r"Hit (\%)", 1, 100.0), ("win_loss", "Win/loss", 2, 1.0))
+
+
+def display(name: str) -> str:
+    return escape(NAMES.get(name, name))
+
+
+@dataclass
+class ReportOptions:
+    """What the report computes and where it writes (the command line's options)."""
+
+    out: Path = Path("paper")
+    bench: Path = Path("runs/bench")
+    resamples: int = 10_000             # bootstrap resamples: Monte Carlo, significance, seed intervals
+    crash_paths: int = 20
+    crash_length: int = 60              # bars of each forced crash window
+    crash_policies: tuple[str, ...] = BASELINES
+    var_window: int = 125               # bars of history behind each rolling VaR forecast
+    var_confidence: float = 0.95
+    seed: int = 0
+    market: str | None = None
+    budget: str | None = None
+
+
+def select_setting(groups: list[RunGroup], market: str | None, budget: str | None) -> list[RunGroup]:
+    """The groups of the one (market, budget) the options name, or the only one there is."""
+    chosen = [g for g in groups if market in (None, g.market) and budget in (None, g.budget)]
+    settings = sorted({g.setting for g in chosen})
+    if len(settings) != 1:
+        found = sorted({g.setting for g in groups})
+        raise ValueError(f"{'no' if not settings else len(settings)} settings match market={market!r}, "
+                         f"budget={budget!r}; the runs hold {found}: pass --market and --budget")
+    return chosen
+
+
+class Report:
+    """Tables, macros and figures of one setting's groups."""
+
+    def __init__(self, groups: list[RunGroup], options: ReportOptions) -> None:
+        self.groups, self.options = groups, options
+        self.primary = next((g for g in groups if g.ablation == "full"), groups[0])
+        self.macros = Macros()
+        self.tables, self.figures = options.out / "tables", options.out / "figures"
+        self.learned = self.primary.policy
+        self.baselines = [p for p in results.policy_order(self.primary.runs[0].policies) if p != self.learned]
+        meta = self.primary.metadata
+        self.periods = float(meta["periods_per_year"])
+        self.post = results.summaries(self.primary)
+        self.pre = results.summaries(self.primary, "pre_cost")
+        self.series = {p: results.returns_by_seed(self.primary, p) for p in self.post}
+        for group in groups:                      # the other learned policies (flat PPO) as rows
+            if group is not self.primary and group.policy not in self.post:
+                self.post[group.policy] = results.summaries(group)[group.policy]
+                self.pre[group.policy] = results.summaries(group, "pre_cost")[group.policy]
+                self.series[group.policy] = results.returns_by_seed(group, group.policy)
+        self.market, self.market_problem = self._rebuild_market()
+        self.cost_stress: pd.DataFrame | None = None
+
+    def _rebuild_market(self) -> tuple[MarketData | None, str]:
+        try:
+            return self.primary.runs[0].test_market(), ""
+        except (OSError, ImportError, ValueError, KeyError) as error:
+            print(f"warning: the test market cannot be rebuilt ({error}); tables that need it say so")
+            return None, f"the test market could not be rebuilt: {error}"
+
+    # ------------------------------------------------------------------ output
+    def table(self, name: str, text: str) -> None:
+        write_text(self.tables / f"{name}.tex", text)
+
+    def define(self, *parts: str, value: str) -> None:
+        self.macros.define(macro_name(*parts), value)
+
+    def write(self) -> None:
+        steps: dict[str, Callable[[], None]] = {
+            "setting": self.setting_macros, "config": self.config_macros, "main": self.main_table,
+            "precost": self.precost_table,
+            "risk": self.risk_tables, "regimes": self.regime_tables, "bootstrap": self.bootstrap_table,
+            "crash": self.crash_table, "crisis": self.crisis_table, "costs": self.cost_table,
+            "ablations": self.ablation_table, "domains": self.domain_table,
+            "significance": self.significance_table, "overfitting": self.overfitting_table,
+            "compute": self.compute_tables, "walk_forward": self.walk_forward_table, "runs": self.runs_table,
+            "figures": self.write_figures}
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            print(f"  {name:<13} {time.perf_counter() - started:6.1f} s")
+        write_text(self.tables / "macros.tex", self.macros.render())
+
+    # ------------------------------------------------------------------ tables
+    def setting_macros(self) -> None:
+        index = next(iter(self.series.values())).index
+        meta = self.primary.metadata
+        for parts, value in ((("market", "name"), escape(meta["market"])),
+                             (("budget", "name"), escape(self.primary.budget)),
+                             (("num", "seeds"), str(len(self.primary.runs))),
+                             (("num", "runs"), str(sum(len(g.runs) for g in self.groups))),
+                             (("num", "ablations"), str(len(self.groups))),
+                             (("num", "instruments"), str(len(meta["symbols"]))),
+                             (("num", "domains"), str(len(meta["domains"]))),
+                             (("domain", "names"), escape(", ".join(meta["domains"]))),
+                             (("test", "start"), index[0].date().isoformat()),
+                             (("test", "end"), index[-1].date().isoformat()), (("test", "bars"), str(len(index))),
+                             (("bars", "per", "year"), f"{self.periods:g}"),
+                             (("resamples",), number(self.options.resamples, 0)),
+                             (("var", "window"), str(self.options.var_window)),
+                             (("var", "confidence"), f"{100 * self.options.var_confidence:g}"),
+                             (("learned", "name"), display(self.learned))):
+            self.define(*parts, value=value)
+        self.define("cost", "factors", value=", ".join(f"{f:g}" for f in COST_FACTORS))
+
+    def config_macros(self) -> None:
+        """The primary row's settings (its runs share them), as the method section quotes them."""
+        run = self.primary.runs[0]
+        for node, (schema, keys) in CONFIG_MACROS.items():
+            section = run.section(schema, node)
+            for key, digits, scale in keys:
+                self.define("cfg", node, key, value=number(float(getattr(section, key)), digits, scale))
+        budget = run.config.get("budget", {})
+        for key in BUDGET_MACROS:
+            self.define("cfg", "budget", key, value=number(float(budget[key]), 0) if key in budget else latex.MISSING)
+
+    def _mean_std_rows(self, frames: dict[str, pd.DataFrame], columns: tuple, prefix: str) -> list[list[str]]:
+        keys = [c[0] for c in columns]
+        mean, std = results.mean_and_std(frames, keys)
+        rows = []
+        for policy in mean.index:
+            rows.append([display(policy)] + [mean_std(mean.at[policy, k], std.at[policy, k], d, s)
+                                             for k, _, d, s in columns])
+            for key, _, digits, scale in columns:
+                self.define(prefix, key, policy, value=number(mean.at[policy, key], digits, scale))
+                self.define(prefix, key, "std", policy, value=number(std.at[policy, key], digits, scale))
+        return rows
+
+    def main_table(self) -> None:
+        rows = self._mean_std_rows(self.post, MAIN_COLUMNS, "main")
+        self.table("main", latex.tabular(["Policy", *[c[1] for c in MAIN_COLUMNS]], rows))
+        sharpe = {p: f["sharpe"].mean() for p, f in self.post.items()}
+        contenders = [p for p in self.baselines if p != "oracle"]
+        best = max(contenders, key=lambda p: sharpe[p]) if contenders else self.learned
+        self.define("best", "baseline", value=display(best))
+        self.define("best", "baseline", "sharpe", value=number(sharpe[best]))
+        self.define("learned", "sharpe", value=number(sharpe[self.learned]))
+        self.define("learned", "sharpe", "std", value=number(self.post[self.learned]["sharpe"].std(ddof=1)))
+        self.define("learned", "beats", "best", "baseline",
+                    value="above" if sharpe[self.learned] > sharpe[best] else "below")
+        header = f"{'policy':<22}" + "".join(f"{c[0]:>20}" for c in MAIN_COLUMNS)
+        print(f"\nmain table ({self.primary.market}, budget {self.primary.budget}, "
+              f"seeds {self.primary.seeds}; mean +/- std over seeds)\n{header}")
+        mean, std = results.mean_and_std(self.post, [c[0] for c in MAIN_COLUMNS])
+        for policy in mean.index:
+            cells = "".join(f"{mean.at[policy, k] * s:>12.{d}f} +/-{std.at[policy, k] * s:>5.{d}f}"
+                            for k, _, d, s in MAIN_COLUMNS)
+            print(f"{policy:<22}{cells}")
+        print()
+
+    def precost_table(self) -> None:
+        rows = []
+        for policy, post in self.post.items():
+            pre = self.pre[policy]
+            drag = (pre["ann_return"] - post["ann_return"]).mean()
+            rows.append([display(policy), number(pre["sharpe"].mean()), number(post["sharpe"].mean()),
+                         number(pre["ann_return"].mean(), 1, 100), number(post["ann_return"].mean(), 1, 100),
+                         number(drag, 2, 100), number(post["turnover"].mean(), 1)])
+            self.define("pre", "cost", "sharpe", policy, value=number(pre["sharpe"].mean()))
+            self.define("cost", "drag", policy, value=number(drag, 2, 100))
+        header = ["Policy", "Sharpe pre", "Sharpe post", r"Return pre (\%)", r"Return post (\%)",
+                  r"Cost drag (\%)", "Turnover"]
+        self.table("precost", latex.tabular(header, rows))
+
+    def risk_tables(self) -> None:
+        rows = self._mean_std_rows(self.post, RISK_COLUMNS, "risk")
+        self.table("risk", latex.tabular(["Policy", *[c[1] for c in RISK_COLUMNS]], rows))
+        n_bars = len(next(iter(self.series.values())))
+        if n_bars <= self.options.var_window + 1:
+            self.table("var_backtests", latex.note(f"The test split's {n_bars} bars leave no VaR backtest after "
+                                                   f"a {self.options.var_window}-bar estimation window."))
+            return
+        tests = results.var_backtest_table(self.series, self.options.var_window, self.options.var_confidence)
+        rows = [[display(p), number(r.exception_rate, 2, 100), number(r.expected_rate, 2, 100),
+                 number(r.kupiec_p, 3), number(r.independence_p, 3), number(r.coverage_p, 3)]
+                for p, r in tests.iterrows()]
+        learned = tests.loc[self.learned]
+        self.define("var", "exception", "rate", self.learned, value=number(learned.exception_rate, 2, 100))
+        self.define("var", "kupiec", "p", self.learned, value=number(learned.kupiec_p, 3))
+        self.define("var", "backtest", "bars", value=str(int(tests["bars"].iloc[0])))
+        header = ["Policy", r"Exceptions (\%)", r"Expected (\%)", "Kupiec $p$", "Indep. $p$", "Cond. cov. $p$"]
+        self.table("var_backtests", latex.tabular(header, rows))
+
+    def _regime_tabular(self, labels: dict[int, pd.Series], order: tuple[str, ...] | None = None) -> str:
+        table = results.regime_table(self.series, labels, self.periods)
+        present = set(table.index.get_level_values(1))
+        regimes = [r for r in order if r in present] if order else sorted(present)
+        header = ["Policy"] + [f"{escape(str(r).replace('_', ' '))} Sharpe" for r in regimes] + \
+                 [f"{escape(str(r).replace('_', ' '))} ret. (\\%)" for r in regimes]
+        rows = []
+        for policy in self.series:
+            part = table.loc[policy]
+            rows.append([display(policy)] + [number(part.sharpe.get(r, np.nan)) for r in regimes]
+                        + [number(part.ann_return.get(r, np.nan), 1, 100) for r in regimes])
+        shares = table.loc[self.learned, "share"]
+        footer = ["Share of bars (\\%)", *[number(shares.get(r, np.nan), 1, 100) for r in regimes]]
+        footer += [""] * len(regimes)
+        return latex.tabular(header, [*rows, footer])
+
+    def regime_tables(self) -> None:
+        detected = {run.seed: run.regimes() for run in self.primary.runs}
+        if any(frame is None for frame in detected.values()):
+            self.table("regimes_detected", latex.note("No detected regimes: some runs have no eval/regimes.parquet."))
+        else:
+            self.table("regimes_detected", self._regime_tabular({s: regime_labels(f) for s, f in detected.items()}))
+        truth = None if self.market is None else self.market.ground_truth
+        if truth is None:
+            reason = self.market_problem or f"market '{self.primary.market}' has no ground truth (not synthetic)"
+            self.table("regimes_true", latex.note(f"No true regimes: {reason}."))
+            return
+        labels = pd.Series(np.asarray(truth.regime_names)[truth.regime], index=self.market.timestamps)
+        self.table("regimes_true", self._regime_tabular({run.seed: labels for run in self.primary.runs},
+                                                        truth.regime_names))
+
+    def bootstrap_table(self) -> None:
+        table = results.bootstrap_table(self.series, self.options.resamples, self.options.seed, self.periods)
+        rows = []
+        for policy in self.series:
+            part = table.loc[policy]
+            rows.append([display(policy), number(part.at["sharpe", "observed"]), number(part.at["sharpe", "q0.05"]),
+                         number(part.at["sharpe", "q0.95"]), number(part.at["sharpe", "p_below_zero"], 2),
+                         number(part.at["max_drawdown", "q0.05"], 1, 100),
+                         number(part.at["max_drawdown", "q0.5"], 1, 100), number(part.at["var", "q0.95"], 2, 100)])
+        learned = table.loc[self.learned]
+        self.define("mc", "sharpe", "low", value=number(learned.at["sharpe", "q0.05"]))
+        self.define("mc", "sharpe", "high", value=number(learned.at["sharpe", "q0.95"]))
+        self.define("mc", "prob", "loss", value=number(learned.at["sharpe", "p_below_zero"], 2))
+        self.define("mc", "worst", "drawdown", value=number(learned.at["max_drawdown", "q0.05"], 1, 100))
+        header = ["Policy", "Sharpe", "Sharpe 5\\%", "Sharpe 95\\%", "P(Sharpe$<$0)", r"Max DD 5\% (\%)",
+                  r"Max DD med. (\%)", r"VaR 95\% (\%)"]
+        self.table("bootstrap", latex.tabular(header, rows))
+
+    def crash_table(self) -> None:
+        self.define("crash", "paths", value=str(self.options.crash_paths))
+        self.define("crash", "length", value=str(self.options.crash_length))
+        run = self.primary.runs[0]
+        if self.market is None or self.market.ground_truth is None or self.options.crash_paths < 1:
+            reason = self.market_problem or ("no crash paths asked for" if self.options.crash_paths < 1 else
+                                             f"market '{self.primary.market}' is not synthetic")
+            self.table("crash", latex.note(f"No crash scenarios: {reason}."))
+            return
+        baseline_config = BaselineConfig(rebalance_every=int(run.config.get("hierarchy", {}).get("meta_period", 5)))
+        policies = {p: baseline_policy(p, baseline_config, self.options.seed)
+                    for p in self.baselines if p in self.options.crash_policies}
+        scenarios = crash_scenarios(run.market_config().synthetic, self.options.crash_paths,
+                                    np.random.default_rng(self.options.seed), length=self.options.crash_length)
+        table = crash_stress(policies, scenarios, run.env_config()).groupby("policy", sort=False).mean()
+        rows = [[display(p), number(r.window_return, 1, 100), number(r.calm_window_return, 1, 100),
+                 number(r.crash_cost, 1, 100), number(r.max_drawdown, 1, 100), number(r.worst_bar, 2, 100)]
+                for p, r in table.iterrows()]
+        header = ["Policy", r"Crash window (\%)", r"Calm twin (\%)", r"Crash cost (\%)", r"Max DD (\%)",
+                  r"Worst bar (\%)"]
+        note = f"Baselines only: {NAMES.get(self.learned, self.learned)} needs its checkpoint to act on new paths."
+        self.table("crash", latex.tabular(header, rows, footnote=note))
+
+    def crisis_table(self) -> None:
+        table, absent = results.crisis_table(self.series, CRISIS_WINDOWS, self.periods)
+        listed = ", ".join(f"{k} ({a} to {b})" for k, (a, b) in CRISIS_WINDOWS.items())
+        if table.empty:
+            index = next(iter(self.series.values())).index
+            self.table("crisis", latex.note(f"The test split ({index[0].date()} to {index[-1].date()}) covers none "
+                                            f"of the crisis windows {listed}."))
+            return
+        windows = list(dict.fromkeys(table.index.get_level_values(1)))
+        header = ["Policy"] + [f"{escape(w)} {h}" for w in windows for h in (r"ret. (\%)", r"max DD (\%)")]
+        rows = [[display(p)] + [number(table.at[(p, w), k], 1, 100) for w in windows
+                                for k in ("window_return", "max_drawdown")] for p in self.series]
+        note = f"Not in the test split: {', '.join(absent)}." if absent else None
+        self.table("crisis", latex.tabular(header, rows, footnote=note))
+
+    def cost_table(self) -> None:
+        if self.market is None:
+            self.table("costs", latex.note(f"No cost stress: {self.market_problem}."))
+            return
+        self.cost_stress = results.cost_stress_table(self.primary, list(self.results_policies))
+        factors = list(self.cost_stress.columns)
+        header = ["Policy"] + [f"Sharpe {f:g}$\\times$" for f in factors] + [f"Return {factors[-1]:g}$\\times$ (\\%)"]
+        rows = []
+        for policy in self.results_policies:
+            sharpe = self.cost_stress.loc[(policy, "sharpe")]
+            rows.append([display(policy)] + [number(sharpe[f]) for f in factors]
+                        + [number(self.cost_stress.loc[(policy, "ann_return"), factors[-1]], 1, 100)])
+            for factor in factors:
+                self.define("cost", "sharpe", f"x{factor:g}", policy, value=number(sharpe[factor]))
+        self.table("costs", latex.tabular(header, rows))
+
+    @property
+    def results_policies(self) -> list[str]:
+        """The primary row's policies (its runs hold their trades)."""
+        return [self.learned, *self.baselines]
+
+    def ablation_table(self) -> None:
+        table = results.ablation_table(self.groups, self.options.resamples, self.options.seed)
+        full = table["mean"].get("full", np.nan)
+        rows = []
+        for ablation, r in table.iterrows():
+            rows.append([display(ablation), display(r.policy), str(int(r.n)), mean_std(r["mean"], r["std"]),
+                         number(r.iqm), latex.interval(r.iqm_low, r.iqm_high), number(r["mean"] - full),
+                         number(r.ann_return, 1, 100), number(r.max_drawdown, 1, 100)])
+            self.define("abl", "sharpe", ablation, value=number(r["mean"]))
+            self.define("abl", "iqm", ablation, value=number(r.iqm))
+            self.define("abl", "delta", ablation, value=number(r["mean"] - full))
+        header = ["Ablation", "Policy", "Seeds", "Sharpe", "IQM", "IQM 95\\% CI", "$\\Delta$ vs full",
+                  r"Return (\%)", r"Max DD (\%)"]
+        self.table("ablations", latex.tabular(header, rows))
+
+    def domain_table(self) -> None:
+        table = results.domain_table(self.primary, self.results_policies)
+        if table.empty:
+            self.table("domains", latex.note("No per-domain attribution: no instrument contributions recorded."))
+            return
+        domains = list(self.primary.metadata["domains"])
+        header = ["Policy"] + [f"{escape(d)} gross" for d in domains] + [f"{escape(d)} contr. (\\%)" for d in domains]
+        rows = []
+        for policy in dict.fromkeys(table.index.get_level_values(0)):
+            part = table.loc[policy]
+            rows.append([display(policy)] + [number(part.at[d, "gross_exposure"]) for d in domains]
+                        + [number(part.at[d, "ann_contribution"], 1, 100) for d in domains])
+        for domain in domains:
+            self.define("domain", "exposure", domain, value=number(table.at[(self.learned, domain), "gross_exposure"]))
+            self.define("domain", "contribution", domain,
+                        value=number(table.at[(self.learned, domain), "ann_contribution"], 1, 100))
+        self.table("domains", latex.tabular(header, rows))
+
+    def significance_table(self) -> None:
+        table = results.significance_table(self.series[self.learned], {b: self.series[b] for b in self.baselines},
+                                           self.options.resamples, self.options.seed, self.periods)
+        rows = [[display(b), number(r.sharpe_difference), latex.interval(r.ledoit_wolf_low, r.ledoit_wolf_high),
+                 number(r.ledoit_wolf_p, 3), number(r.memmel_p, 3), number(r.share_significant, 2)]
+                for b, r in table.iterrows()]
+        for baseline, r in table.iterrows():
+            self.define("sig", "diff", baseline, value=number(r.sharpe_difference))
+            self.define("sig", "p", baseline, value=number(r.ledoit_wolf_p, 3))
+        header = ["Baseline", "$\\Delta$ Sharpe", "95\\% CI (LW)", "$p$ (LW)", "$p$ (Memmel)", "Seeds $p<0.05$"]
+        self.table("significance", latex.tabular(header, rows))
+
+    def overfitting_table(self) -> None:
+        sweep = results.sweep_returns(self.groups)
+        trials = results.trials_table(sweep, self.periods)
+        primary = trials.loc[self.primary.ablation]
+        best = trials["sharpe"].idxmax()
+        rows = [["Trials (runs in the sweep)", str(len(trials))],
+                [f"PSR of {display(self.learned)} (mean over seeds)", number(primary["psr"].mean(), 3)],
+                [f"DSR of {display(self.learned)} (mean over seeds)", number(primary["dsr"].mean(), 3)],
+                [f"Best trial: {display(best[0])}, seed {best[1]}, Sharpe", number(trials.at[best, "sharpe"])],
+                ["DSR of the best trial", number(trials.at[best, "dsr"], 3)]]
+        self.define("num", "trials", value=str(len(trials)))
+        self.define("psr", "learned", value=number(primary["psr"].mean(), 3))
+        self.define("dsr", "learned", value=number(primary["dsr"].mean(), 3))
+        self.define("dsr", "best", value=number(trials.at[best, "dsr"], 3))
+        if sweep.shape[1] >= 2:
+            pbo = backtest_overfitting(sweep.to_numpy())
+            rows += [["PBO (CSCV)", number(pbo.pbo, 3)], ["Combinations", str(len(pbo.logits))],
+                     ["P(out-of-sample Sharpe $<$ 0)", number(pbo.probability_of_loss, 3)],
+                     ["Degradation slope (OOS on IS)", number(pbo.degradation_slope, 2)]]
+            self.define("pbo", value=number(pbo.pbo, 3))
+            self.define("pbo", "loss", value=number(pbo.probability_of_loss, 3))
+        else:
+            rows.append(["PBO (CSCV)", "-- (one trial)"])
+            self.define("pbo", value=latex.MISSING)
+            self.define("pbo", "loss", value=latex.MISSING)
+        self.table("overfitting", latex.tabular(["Statistic", "Value"], rows))
+
+    def compute_tables(self) -> None:
+        table = results.compute_table(self.groups)
+        phases = [c for c in table.columns if c.startswith("phase")]
+        header = ["Ablation"] + [f"{escape(p)} (s)" for p in phases] + ["Total (min)", "Env steps", "Steps/s"]
+        rows = [[display(a)] + [number(r[p], 0) for p in phases]
+                + [number(r.total_s / 60, 1), number(r.env_steps, 0), number(r.env_steps_per_s, 0)]
+                for a, r in table.iterrows()]
+        self.table("compute", latex.tabular(header, rows))
+        primary = table.loc[self.primary.ablation]
+        self.define("train", "minutes", value=number(primary.total_s / 60, 1))
+        self.define("train", "env", "steps", value=number(primary.env_steps, 0))
+        figures = results.bench_figures(self.options.bench)
+        labels = {"decision_p50_ms": "Decision latency p50, meta every bar (ms)",
+                  "decision_p99_ms": "Decision latency p99, meta every bar (ms)",
+                  "decision_weekly_meta_p50_ms": "Decision latency p50, weekly meta (ms)",
+                  "decision_weekly_meta_p99_ms": "Decision latency p99, weekly meta (ms)",
+                  "decision_batch_decisions_per_s": "Decisions/s, batch of 1024 envs",
+                  "simulator_env_steps_per_s": "Simulator env-steps/s (E = 1024, N = 8)",
+                  "simulator_speedup_vs_numpy": "Simulator speed-up over a numpy step"}
+        rows = [[escape(labels.get(k, k.replace("_", " "))), number(v, 3 if v < 10 else 0)] for k, v in figures.items()]
+        for key, value in figures.items():
+            self.define("bench", key, value=number(value, 3 if value < 10 else 0))
+        self.table("latency", latex.tabular(["Measure", "Value"], rows) if rows else latex.note(
+            f"No benchmark results in {self.options.bench} (make bench writes them)."))
+
+    def walk_forward_table(self) -> None:
+        table = results.walk_forward_table(self.primary)
+        if table is None:
+            self.define("walk", "forward", "folds", value="0")
+            self.table("walk_forward", latex.note("No walk-forward results: no run has eval/walk_forward.json "
+                                                  "(walk-forward retraining has not been run)."))
+            return
+        policies = [c for c in table.columns if c not in ("test_start", "test_end")]
+        header = ["Fold", "Test window"] + [display(p) for p in policies]
+        rows = [[str(k), escape(f"{r.test_start} to {r.test_end}")] + [number(r[p]) for p in policies]
+                for k, r in table.iterrows()]
+        self.define("walk", "forward", "folds", value=str(len(table)))
+        self.table("walk_forward", latex.tabular(header, rows, align="ll" + "r" * len(policies)))
+
+    def runs_table(self) -> None:
+        rows = [[display(g.ablation), escape(g.market), escape(g.budget), escape(", ".join(map(str, g.seeds))),
+                 str(len(g.runs))] for g in self.groups]
+        self.table("runs", latex.tabular(["Ablation", "Market", "Budget", "Seeds", "Runs"], rows, align="lllrr"))
+
+    # ------------------------------------------------------------------ figures
+    def write_figures(self) -> None:
+        figures.equity_figure(self.series, self.figures / "equity.pdf")
+        figures.drawdown_figure(self.series, self.figures / "drawdowns.pdf")
+        figures.distribution_figure(self.series, self.figures / "returns.pdf")
+        run = self.primary.runs[0]
+        decisions = run.decisions()
+        regimes = run.regimes()
+        labels = regime_labels(regimes) if regimes is not None else None
+        if decisions:
+            figures.allocation_figure(decisions, labels, self.figures / "allocations.pdf")
+        else:
+            figures.placeholder_figure(f"no decision log in {run.path / 'eval'}", self.figures / "allocations.pdf")
+        if self.market is not None and self.market.n_instruments >= 2:
+            figures.correlation_figure(self.market, self.figures / "correlation.pdf")
+        else:
+            figures.placeholder_figure(self.market_problem or "one instrument: no correlation",
+                                       self.figures / "correlation.pdf")
+        if self.cost_stress is not None:
+            figures.cost_figure(self.cost_stress, self.figures / "costs.pdf")
+        else:
+            figures.placeholder_figure(self.market_problem, self.figures / "costs.pdf")
+
+
+def report(root: str | Path, options: ReportOptions | None = None) -> Report:
+    """Find, group and report the runs under `root` (see the module docstring)."""
+    options = options or ReportOptions()
+    groups = select_setting(group_runs(find_runs(root)), options.market, options.budget)
+    print(f"runs used from {root}:")
+    for group in groups:
+        print(f"  ablation={group.ablation}, market={group.market}, budget={group.budget}: seeds {group.seeds}")
+        for run in group.runs:
+            print(f"    {run.path}")
+    started = time.perf_counter()
+    result = Report(groups, options)
+    result.write()
+    print(f"wrote {len(TABLES)} tables, macros and {len(FIGURES)} figures under {options.out} "
+          f"in {time.perf_counter() - started:.1f} s")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", help="a folder of finished runs (a sweep or an experiment)")
+    defaults = ReportOptions()
+    for field in dataclasses.fields(ReportOptions):
+        value = getattr(defaults, field.name)
+        if field.name == "crash_policies":
+            parser.add_argument("--crash-policies", default=",".join(value),
+                                help="comma-separated baselines walked through the crash paths")
+        else:
+            kind = type(value) if value is not None else str
+            parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=value)
+    args = vars(parser.parse_args(argv))
+    root = args.pop("root")
+    args["crash_policies"] = tuple(p for p in args["crash_policies"].split(",") if p)
+    report(root, ReportOptions(**args))
+
+
+if __name__ == "__main__":
+    main()
