@@ -129,15 +129,21 @@ class Report:
                 self.post[group.policy] = results.summaries(group)[group.policy]
                 self.pre[group.policy] = results.summaries(group, "pre_cost")[group.policy]
                 self.series[group.policy] = results.returns_by_seed(group, group.policy)
-        self.market, self.market_problem = self._rebuild_market()
+        self.history, self.market, self.market_problem = self._rebuild_market()
         self.cost_stress: pd.DataFrame | None = None
+        self.leaked = [g.ablation for g in groups if any(r.metrics.get("leak_next_return") for r in g.runs)]
+        if self.leaked:
+            print(f"warning: rows {self.leaked} are control runs that see the next bar's return "
+                  "(leak_next_return): never a strategy")
 
-    def _rebuild_market(self) -> tuple[MarketData | None, str]:
+    def _rebuild_market(self) -> tuple[MarketData | None, MarketData | None, str]:
+        """The evaluated split with its history, and the split alone (None, None and the reason
+        when the market cannot be rebuilt, e.g. the user's files have moved)."""
         try:
-            return self.primary.runs[0].test_market(), ""
+            return *self.primary.runs[0].evaluation_market(), ""
         except (OSError, ImportError, ValueError, KeyError) as error:
-            print(f"warning: the test market cannot be rebuilt ({error}); tables that need it say so")
-            return None, f"the test market could not be rebuilt: {error}"
+            print(f"warning: the evaluated market cannot be rebuilt ({error}); tables that need it say so")
+            return None, None, f"the evaluated market could not be rebuilt: {error}"
 
     # ------------------------------------------------------------------ output
     def table(self, name: str, text: str) -> None:
@@ -353,7 +359,7 @@ class Report:
         if self.market is None:
             self.table("costs", latex.note(f"No cost stress: {self.market_problem}."))
             return
-        self.cost_stress = results.cost_stress_table(self.primary, list(self.results_policies))
+        self.cost_stress = results.cost_stress_table(self.primary, self.results_policies, self.history)
         factors = list(self.cost_stress.columns)
         header = ["Policy"] + [f"Sharpe {f:g}$\\times$" for f in factors] + [f"Return {factors[-1]:g}$\\times$ (\\%)"]
         rows = []
@@ -484,7 +490,10 @@ class Report:
     def runs_table(self) -> None:
         rows = [[display(g.ablation), escape(g.market), escape(g.budget), escape(", ".join(map(str, g.seeds))),
                  str(len(g.runs))] for g in self.groups]
-        self.table("runs", latex.tabular(["Ablation", "Market", "Budget", "Seeds", "Runs"], rows, align="lllrr"))
+        note = (f"Control runs that see the next bar's return (leak_next_return): {', '.join(self.leaked)}."
+                if self.leaked else None)
+        self.table("runs", latex.tabular(["Ablation", "Market", "Budget", "Seeds", "Runs"], rows, align="lllrr",
+                                         footnote=note))
 
     # ------------------------------------------------------------------ figures
     def write_figures(self) -> None:

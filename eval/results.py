@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from envs.market_data import MarketData
 from eval.backtest import COST_FACTORS, cost_stress, replay_schedule
 from eval.baselines import BASELINES
 from eval.inference import deflated_sharpe, paired_sharpe_tests, seed_aggregate
@@ -110,11 +111,11 @@ def crisis_table(series: SeedFrames, windows: dict[str, tuple[str, str]],
     return pd.DataFrame.from_dict(rows, orient="index"), absent
 
 
-def cost_stress_table(group: RunGroup, policies: list[str], factors: tuple[float, ...] = COST_FACTORS) -> pd.DataFrame:
+def cost_stress_table(group: RunGroup, policies: list[str], market: MarketData,
+                      factors: tuple[float, ...] = COST_FACTORS) -> pd.DataFrame:
     """(policy, metric) rows, one column per cost factor: Sharpe ratio and annual return of each
-    policy's recorded trades replayed at scaled costs on the rebuilt test split (no overlay, so
-    the trades are the recorded ones), averaged over seeds."""
-    market = group.runs[0].test_market()
+    policy's recorded trades replayed at scaled costs on `market`, the evaluated split with its
+    history (no overlay, so the trades are the recorded ones), averaged over seeds."""
     cells: dict[tuple[str, str], dict[float, list[float]]] = {}
     for run in group.runs:
         config = run.env_config()

@@ -187,10 +187,15 @@ class Run:
     def market_config(self) -> MarketConfig:
         return self.section(MarketConfig, "market")
 
-    def test_market(self) -> MarketData:
-        """The test split the run was evaluated on, rebuilt from its config."""
+    def evaluation_market(self) -> tuple[MarketData, MarketData]:
+        """The split the run was evaluated on (metrics.json's "split"), rebuilt from its config,
+        and the market from its first bar to that split's end: the history a walk through the
+        split starts its estimates from."""
         config = self.market_config()
-        return split_market(load_market(config), config.split).test
+        market = load_market(config)
+        split = split_market(market, config.split)[self.metrics["split"]]
+        stop = int(market.timestamps.get_loc(split.timestamps[-1])) + 1
+        return market.slice_time(0, stop), split
 
     def walk_forward(self) -> dict[str, Any] | None:
         path = self.path / "eval" / "walk_forward.json"

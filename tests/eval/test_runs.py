@@ -25,7 +25,9 @@ def test_a_run_folder_holds_the_contract(tiny_sweep):
     assert len(run.decisions()) == len(returns)
     assert list(run.regimes().columns) == ["regime_0", "regime_1", "regime_2"]
     assert run.walk_forward() is None
-    assert run.test_market().timestamps.get_indexer(returns.index).min() > 0
+    history, split = run.evaluation_market()
+    assert split.timestamps.get_indexer(returns.index).min() > 0
+    assert history.timestamps[-1] == split.timestamps[-1] and history.timestamps[0] < split.timestamps[0]
     with pytest.raises(FileNotFoundError, match="has no weights of policy 'astrology'"):
         run.frame("astrology", "weights")
 
