@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """JSON-able form of numpy scalars and arrays; NaN and infinities become null."""
     if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
+        return [json_ready(v) for v in value.tolist()]
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (np.floating, float)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -46,7 +46,7 @@ class DecisionLog:
         self.count = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(_plain(record)) + "\n")
+        self._file.write(json.dumps(json_ready(record)) + "\n")
         self.count += 1
 
     def close(self) -> None:

@@ -10,14 +10,18 @@ PPO's heads directly.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Normal
 
 from hierarchy.distributions import AllocationDistribution, pack_action
 from learners.networks import LOG_STD_MAX, LOG_STD_MIN, layer_init, mlp
+
+INITIAL_APPETITE = 0.95      # the meta-controller's risk appetite before it has learned
 
 
 def tanh_mlp(in_dim: int, hidden: int, out_dim: int, out_gain: float) -> nn.Sequential:
@@ -43,7 +47,11 @@ class MetaController(nn.Module):
                  logit_scale: float = 3.0) -> None:
         super().__init__()
         self.n_domains, self.logit_scale = n_domains, logit_scale
-        self.actor = nn.Sequential(portfolio_encoder(obs_dim, hidden, dropout), nn.Linear(hidden, 2 * n_domains))
+        # the actor starts where phase 1 left the specialists: its deterministic action is the
+        # equal allocation at (nearly) full risk appetite (small output weights, biased appetite)
+        head = layer_init(nn.Linear(hidden, 2 * n_domains), gain=0.01)
+        nn.init.constant_(head.bias[n_domains - 1], math.atanh(2.0 * INITIAL_APPETITE - 1.0))
+        self.actor = nn.Sequential(portfolio_encoder(obs_dim, hidden, dropout), head)
         action_dim = n_domains + 1
         self.q1, self.q2 = (nn.Sequential(portfolio_encoder(obs_dim + action_dim, hidden, dropout),
                                           nn.Linear(hidden, 1)) for _ in range(2))
@@ -109,6 +117,13 @@ class Specialist(nn.Module):
         means = [head(torch.cat([features, instrument_obs[:, k], given], dim=-1))
                  for k, head in enumerate(self.heads.values())]
         return torch.stack(means, dim=-1), self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def distribution(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor,
+                     appetite: Tensor) -> Normal:
+        """The policy over the domain's pre-squash latents u (B, n): independent Gaussians (the
+        positions are tanh(u)); built without argument validation, as every input is a network's."""
+        mean, log_std = self(domain_obs, instrument_obs, allocation, appetite)
+        return Normal(mean, log_std.exp().expand_as(mean), validate_args=False)
 
     def value(self, domain_obs: Tensor, allocation: Tensor, appetite: Tensor) -> Tensor:
         return self.value_head(torch.cat([domain_obs, self._given(allocation, appetite)], dim=-1)).squeeze(-1)

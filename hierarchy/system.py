@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from envs.vec_env import VecMarketEnv
-from envs.views import DOMAIN_STATE
+from envs.views import DOMAIN_STATE, specialist_observation
 from hierarchy.distributions import pack_action
 from hierarchy.messages import (
     AllocationMessage,
@@ -32,7 +32,7 @@ from hierarchy.messages import (
     coordination_signals,
     domain_correlations,
 )
-from hierarchy.networks import MetaController, build_specialists, module_key
+from hierarchy.networks import MetaController, Specialist, build_specialists, module_key
 
 
 @dataclass
@@ -108,6 +108,7 @@ class HierarchicalSystem(nn.Module):
         self.domain_names = market.domain_names
         self.domain_index = env.domain_index
         self.members = env.domain_members
+        self.layout = env.layout
         D = len(self.domain_names)
         instrument_dim = env.layout.per_instrument
         domains = {d: market.instruments_of(d) for d in self.domain_names}
@@ -119,6 +120,10 @@ class HierarchicalSystem(nn.Module):
         self.meta = MetaController(meta_dim, D, config.meta_hidden, config.meta_dropout, config.logit_scale)
         self.fixed_meta = False           # phase 1 and the no_meta ablation: equal, full appetite
         self.bind(env.num_envs)
+
+    def specialist(self, d: int) -> Specialist:
+        """The specialist of domain index d (universe order)."""
+        return self.specialists[module_key(self.domain_names[d])]
 
     # ------------------------------------------------------------------ rhythm
     def bind(self, num_envs: int) -> None:
@@ -138,13 +143,16 @@ class HierarchicalSystem(nn.Module):
         instrument_obs (E, n_d, F_i)) per domain, and the domains' coordination (E, D, D)."""
         coordination = domain_correlations(env.weights, env_covariance(env), self.domain_index,
                                            len(self.domain_names))
-        return self._specialist_inputs(env, coordination), coordination
+        return self.specialist_inputs(env.observation, coordination), coordination
 
-    def _specialist_inputs(self, env: VecMarketEnv, coordination: np.ndarray) -> list[tuple[Tensor, Tensor]]:
-        E = env.num_envs
+    def specialist_inputs(self, observation: np.ndarray, coordination: np.ndarray) -> list[tuple[Tensor, Tensor]]:
+        """(domain_obs (E, F_d), instrument_obs (E, n_d, F_i)) per domain from flat observation
+        rows (E, size) and the domains' coordination (E, D, D): a domain's encoder sees its
+        instruments' rows, its domain state and its mean correlation with the other domains."""
+        E = observation.shape[0]
         inputs = []
         for d in range(len(self.domain_names)):
-            instrument_obs, domain_state = env.specialist_observation(d)
+            instrument_obs, domain_state = specialist_observation(observation, self.layout, d, self.members[d])
             others = np.delete(coordination[:, d, :], d, axis=1)           # (E, D-1)
             mean_coordination = others.mean(axis=1, keepdims=True) if others.shape[1] else np.zeros((E, 1))
             domain_obs = np.concatenate([instrument_obs.reshape(E, -1), domain_state, mean_coordination], axis=1)
@@ -154,8 +162,13 @@ class HierarchicalSystem(nn.Module):
 
     # ------------------------------------------------------------------ one decision
     @torch.no_grad()
-    def decide(self, env: VecMarketEnv, deterministic: bool = False) -> Decision:
-        """Choose target weights for every env at its current bar; updates the meta's hold."""
+    def decide(self, env: VecMarketEnv, deterministic: bool = False,
+               deterministic_specialists: bool | None = None) -> Decision:
+        """Choose target weights for every env at its current bar; updates the meta's hold.
+        `deterministic` acts with policy means at both levels; `deterministic_specialists`, if
+        given, overrides it for the specialists (phase 2: a learning meta over frozen specialists
+        that act as they will in evaluation)."""
+        specialists_deterministic = deterministic if deterministic_specialists is None else deterministic_specialists
         E, D = env.num_envs, len(self.domain_names)
         meta_obs = torch.as_tensor(env.meta_observation(), dtype=torch.float32)
         acts = self.clock % self.config.meta_period == 0
@@ -175,11 +188,10 @@ class HierarchicalSystem(nn.Module):
         signals = np.zeros((E, len(self.domain_index)))
         steps = []
         for d, (domain_obs, instrument_obs) in enumerate(inputs):
-            specialist = self.specialists[module_key(self.domain_names[d])]
+            specialist = self.specialist(d)
             given = allocation_t[:, d]
-            mean, log_std = specialist(domain_obs, instrument_obs, given, appetite_t)
-            dist = torch.distributions.Normal(mean, log_std.exp().expand_as(mean))
-            latent = mean if deterministic else dist.sample()
+            dist = specialist.distribution(domain_obs, instrument_obs, given, appetite_t)
+            latent = dist.mean if specialists_deterministic else dist.sample()
             steps.append(SpecialistStep(domain_obs, instrument_obs, given, appetite_t, latent,
                                         dist.log_prob(latent).sum(-1),
                                         specialist.value(domain_obs, given, appetite_t)))

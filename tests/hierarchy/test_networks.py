@@ -64,3 +64,11 @@ def test_flat_policy_shapes():
     flat = FlatPolicy(obs_dim=30, n_instruments=8, hidden=16)
     mean, log_std = flat(torch.randn(4, 30))
     assert mean.shape == (4, 8) and log_std.shape == (8,) and flat.value(torch.randn(4, 30)).shape == (4,)
+
+
+def test_meta_controller_starts_at_equal_allocation_and_nearly_full_appetite():
+    torch.manual_seed(0)
+    meta = MetaController(obs_dim=40, n_domains=3, hidden=32).eval()
+    allocation, appetite, _ = meta.act(torch.randn(64, 40), deterministic=True)
+    assert torch.allclose(allocation, torch.full_like(allocation, 1 / 3), atol=0.02)
+    assert torch.allclose(appetite, torch.full_like(appetite, 0.95), atol=0.01)

@@ -1,0 +1,133 @@
+"""The hierarchy's networks behind the learners' interfaces, so PPO, SAC and CQL train them
+without knowing what a market is.
+
+PPO (`learners.ppo.ppo_update`) calls `policy.evaluate(obs, actions) -> (log_prob, entropy,
+value)`; SAC and CQL (`learners.sac.SACLearner`, `learners.cql.CQLLearner`) call
+`agent.sample(obs)`, `agent.q_values(obs, action)`, `agent.log_prob(obs, action)` and take
+`agent.actor_parameters()` and `agent.critic_parameters()`.
+
+A specialist's observation is a dict of tensors (`SPECIALIST_OBS_KEYS`): what its encoder sees
+(domain_obs (B, F_d), instrument_obs (B, n_d, F_i)) and what it was given (allocation,
+appetite (B,)). PPO acts on pre-squash latents u (B, n_d), the positions being tanh(u); CQL on
+the squashed positions tanh(u) in (-1, 1), with the change of variables in its log-density. Both
+views share the same heads and log std, so CQL's actor initialises PPO's policy as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from hierarchy.distributions import pack_action
+from hierarchy.networks import FlatPolicy, MetaController, Specialist
+from learners.networks import mlp, squashed_gaussian_log_prob, squashed_gaussian_sample
+
+SPECIALIST_OBS_KEYS: tuple[str, ...] = ("domain_obs", "instrument_obs", "allocation", "appetite")
+
+
+def specialist_obs(domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor,
+                   appetite: Tensor) -> dict[str, Tensor]:
+    """A specialist's observation as the learners store it."""
+    return dict(zip(SPECIALIST_OBS_KEYS, (domain_obs, instrument_obs, allocation, appetite)))
+
+
+class SpecialistPolicy(nn.Module):
+    """PPO's view of a specialist: independent Gaussians over the latents, its value head."""
+
+    def __init__(self, specialist: Specialist) -> None:
+        super().__init__()
+        self.specialist = specialist
+
+    def evaluate(self, obs: dict[str, Tensor], actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(log_prob (B,), entropy (B,), value (B,)) of stored latents `actions` (B, n_d)."""
+        dist = self.specialist.distribution(*(obs[key] for key in SPECIALIST_OBS_KEYS))
+        return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1), self.value(obs)
+
+    def value(self, obs: dict[str, Tensor]) -> Tensor:
+        return self.specialist.value(obs["domain_obs"], obs["allocation"], obs["appetite"])
+
+
+class SpecialistQAgent(nn.Module):
+    """CQL's view of a specialist: a tanh-squashed Gaussian actor (the specialist's encoder,
+    heads and state-independent log std) and twin Q critics of [domain_obs, allocation,
+    appetite, positions] (ReLU MLPs, as SAC's defaults). The value head is not CQL's: after
+    pre-training it is distilled from the critics (`hierarchy.pretrain.distill_value`)."""
+
+    def __init__(self, specialist: Specialist, domain_obs_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.specialist = specialist
+        critic_in = domain_obs_dim + 2 + len(specialist.symbols)
+        self.q1 = mlp(critic_in, (hidden, hidden), 1)
+        self.q2 = mlp(critic_in, (hidden, hidden), 1)
+
+    def _mean_log_std(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.specialist(*(obs[key] for key in SPECIALIST_OBS_KEYS))
+        return mean, log_std.expand_as(mean)
+
+    def sample(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Reparameterised (positions (B, n_d) in (-1, 1), log_prob (B,))."""
+        return squashed_gaussian_sample(*self._mean_log_std(obs))
+
+    def act(self, obs: dict[str, Tensor], deterministic: bool = False) -> Tensor:
+        """Positions to execute: tanh(mean) when deterministic, a sample otherwise."""
+        if deterministic:
+            return torch.tanh(self._mean_log_std(obs)[0])
+        return self.sample(obs)[0]
+
+    def log_prob(self, obs: dict[str, Tensor], action: Tensor) -> Tensor:
+        return squashed_gaussian_log_prob(*self._mean_log_std(obs), action)
+
+    def q_values(self, obs: dict[str, Tensor], action: Tensor) -> tuple[Tensor, Tensor]:
+        x = torch.cat([obs["domain_obs"], obs["allocation"][:, None], obs["appetite"][:, None], action], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+    def actor_parameters(self) -> Iterator[nn.Parameter]:
+        value = {id(p) for p in self.specialist.value_head.parameters()}
+        return (p for p in self.specialist.parameters() if id(p) not in value)
+
+    def critic_parameters(self) -> Iterator[nn.Parameter]:
+        return (p for q in (self.q1, self.q2) for p in q.parameters())
+
+
+class MetaAgent(nn.Module):
+    """SAC's view of the meta-controller: actions packed as [allocation, appetite] (B, D + 1),
+    whose log-density lives on the D free coordinates (so SAC's target entropy is -D)."""
+
+    def __init__(self, meta: MetaController) -> None:
+        super().__init__()
+        self.meta = meta
+
+    def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        allocation, appetite, log_prob = self.meta.policy(obs).rsample()
+        return pack_action(allocation, appetite), log_prob
+
+    def q_values(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        return self.meta.q_values(obs, action)
+
+    def actor_parameters(self) -> Iterator[nn.Parameter]:
+        return self.meta.actor.parameters()
+
+    def critic_parameters(self) -> Iterator[nn.Parameter]:
+        return (p for q in (self.meta.q1, self.meta.q2) for p in q.parameters())
+
+
+class FlatAgent(nn.Module):
+    """PPO's view of the flat single-agent policy: Gaussians over N latents of the whole flat
+    observation, one value of the portfolio reward."""
+
+    def __init__(self, policy: FlatPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def distribution(self, obs: Tensor) -> torch.distributions.Normal:
+        mean, log_std = self.policy(obs)
+        return torch.distributions.Normal(mean, log_std.exp().expand_as(mean), validate_args=False)
+
+    def evaluate(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        dist = self.distribution(obs)
+        return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1), self.policy.value(obs)
+
+    def value(self, obs: Tensor) -> Tensor:
+        return self.policy.value(obs)
