@@ -24,6 +24,8 @@ def number(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
     if value is None or not math.isfinite(value):
         return MISSING
     text = f"{value * scale:,.{digits}f}".replace(",", "{,}")
+    if text.startswith("-") and not text.strip("-0.{,}"):
+        text = text[1:]                                      # -0.00 is 0.00
     return f"${text}$" if text.startswith("-") else text
 
 

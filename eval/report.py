@@ -55,6 +55,9 @@ NAMES = {"hierarchy": "Hierarchy (ours)", "flat_ppo": "Flat PPO", "equal_weight"
          "no_cql": "No CQL pre-training", "no_sentiment": "No sentiment", "no_regime": "No regime features",
          "no_risk_penalty": "No risk penalties"}
 
+# the ablation config group's options, every one of which the paper's text names
+ABLATIONS: tuple[str, ...] = ("full", "no_meta", "no_cql", "no_sentiment", "no_regime", "no_risk_penalty", "flat_ppo")
+
 # settings the method section quotes, per config node: (key, decimals, scale)
 CONFIG_MACROS: dict[str, tuple[type, tuple[tuple[str, int, float], ...]]] = {
     "hierarchy": (HierarchyConfig, (("meta_period", 0, 1.0), ("max_leverage", 1, 1.0))),
@@ -89,6 +92,8 @@ class ReportOptions:
     bench: Path = Path("runs/bench")
     resamples: int = 10_000             # bootstrap resamples: Monte Carlo, significance, seed intervals
     crash_paths: int = 20
+    crash_years: float = 2.0            # length of each crash path
+    crash_start: int = 300              # first bar of its forced crash window
     crash_length: int = 60              # bars of each forced crash window
     crash_policies: tuple[str, ...] = BASELINES
     var_window: int = 125               # bars of history behind each rolling VaR forecast
@@ -189,6 +194,9 @@ class Report:
                              (("learned", "name"), display(self.learned))):
             self.define(*parts, value=value)
         self.define("cost", "factors", value=", ".join(f"{f:g}" for f in COST_FACTORS))
+        for label, (first, last) in CRISIS_WINDOWS.items():
+            self.define("crisis", label, "start", value=first)
+            self.define("crisis", label, "end", value=last)
 
     def config_macros(self) -> None:
         """The primary row's settings (its runs share them), as the method section quotes them."""
@@ -243,8 +251,9 @@ class Report:
             rows.append([display(policy), number(pre["sharpe"].mean()), number(post["sharpe"].mean()),
                          number(pre["ann_return"].mean(), 1, 100), number(post["ann_return"].mean(), 1, 100),
                          number(drag, 2, 100), number(post["turnover"].mean(), 1)])
-            self.define("pre", "cost", "sharpe", policy, value=number(pre["sharpe"].mean()))
-            self.define("cost", "drag", policy, value=number(drag, 2, 100))
+            for name in (policy, "learned") if policy == self.learned else (policy,):
+                self.define("pre", "cost", "sharpe", name, value=number(pre["sharpe"].mean()))
+                self.define("cost", "drag", name, value=number(drag, 2, 100))
         header = ["Policy", "Sharpe pre", "Sharpe post", r"Return pre (\%)", r"Return post (\%)",
                   r"Cost drag (\%)", "Turnover"]
         self.table("precost", latex.tabular(header, rows))
@@ -256,14 +265,16 @@ class Report:
         if n_bars <= self.options.var_window + 1:
             self.table("var_backtests", latex.note(f"The test split's {n_bars} bars leave no VaR backtest after "
                                                    f"a {self.options.var_window}-bar estimation window."))
+            for parts in (("exception", "rate", "learned"), ("kupiec", "p", "learned"), ("backtest", "bars")):
+                self.define("var", *parts, value=latex.MISSING)
             return
         tests = results.var_backtest_table(self.series, self.options.var_window, self.options.var_confidence)
         rows = [[display(p), number(r.exception_rate, 2, 100), number(r.expected_rate, 2, 100),
                  number(r.kupiec_p, 3), number(r.independence_p, 3), number(r.coverage_p, 3)]
                 for p, r in tests.iterrows()]
         learned = tests.loc[self.learned]
-        self.define("var", "exception", "rate", self.learned, value=number(learned.exception_rate, 2, 100))
-        self.define("var", "kupiec", "p", self.learned, value=number(learned.kupiec_p, 3))
+        self.define("var", "exception", "rate", "learned", value=number(learned.exception_rate, 2, 100))
+        self.define("var", "kupiec", "p", "learned", value=number(learned.kupiec_p, 3))
         self.define("var", "backtest", "bars", value=str(int(tests["bars"].iloc[0])))
         header = ["Policy", r"Exceptions (\%)", r"Expected (\%)", "Kupiec $p$", "Indep. $p$", "Cond. cov. $p$"]
         self.table("var_backtests", latex.tabular(header, rows))
@@ -318,8 +329,8 @@ class Report:
         self.table("bootstrap", latex.tabular(header, rows))
 
     def crash_table(self) -> None:
-        self.define("crash", "paths", value=str(self.options.crash_paths))
-        self.define("crash", "length", value=str(self.options.crash_length))
+        for key in ("paths", "years", "start", "length"):
+            self.define("crash", key, value=f"{getattr(self.options, f'crash_{key}'):g}")
         run = self.primary.runs[0]
         if self.market is None or self.market.ground_truth is None or self.options.crash_paths < 1:
             reason = self.market_problem or ("no crash paths asked for" if self.options.crash_paths < 1 else
@@ -330,7 +341,8 @@ class Report:
         policies = {p: baseline_policy(p, baseline_config, self.options.seed)
                     for p in self.baselines if p in self.options.crash_policies}
         scenarios = crash_scenarios(run.market_config().synthetic, self.options.crash_paths,
-                                    np.random.default_rng(self.options.seed), length=self.options.crash_length)
+                                    np.random.default_rng(self.options.seed), self.options.crash_years,
+                                    self.options.crash_start, self.options.crash_length)
         table = crash_stress(policies, scenarios, run.env_config()).groupby("policy", sort=False).mean()
         rows = [[display(p), number(r.window_return, 1, 100), number(r.calm_window_return, 1, 100),
                  number(r.crash_cost, 1, 100), number(r.max_drawdown, 1, 100), number(r.worst_bar, 2, 100)]
@@ -358,6 +370,8 @@ class Report:
     def cost_table(self) -> None:
         if self.market is None:
             self.table("costs", latex.note(f"No cost stress: {self.market_problem}."))
+            for factor in COST_FACTORS:
+                self.define("cost", "sharpe", f"x{factor:g}", "learned", value=latex.MISSING)
             return
         self.cost_stress = results.cost_stress_table(self.primary, self.results_policies, self.history)
         factors = list(self.cost_stress.columns)
@@ -369,6 +383,8 @@ class Report:
                         + [number(self.cost_stress.loc[(policy, "ann_return"), factors[-1]], 1, 100)])
             for factor in factors:
                 self.define("cost", "sharpe", f"x{factor:g}", policy, value=number(sharpe[factor]))
+                if policy == self.learned:
+                    self.define("cost", "sharpe", f"x{factor:g}", "learned", value=number(sharpe[factor]))
         self.table("costs", latex.tabular(header, rows))
 
     @property
@@ -387,6 +403,9 @@ class Report:
             self.define("abl", "sharpe", ablation, value=number(r["mean"]))
             self.define("abl", "iqm", ablation, value=number(r.iqm))
             self.define("abl", "delta", ablation, value=number(r["mean"] - full))
+        for ablation in set(ABLATIONS) - set(table.index):               # not in this sweep
+            for kind in ("sharpe", "iqm", "delta"):
+                self.define("abl", kind, ablation, value=latex.MISSING)
         header = ["Ablation", "Policy", "Seeds", "Sharpe", "IQM", "IQM 95\\% CI", "$\\Delta$ vs full",
                   r"Return (\%)", r"Max DD (\%)"]
         self.table("ablations", latex.tabular(header, rows))

@@ -8,7 +8,7 @@ from eval.latex import Macros, escape, interval, macro_name, mean_std, note, num
 def test_escape_and_numbers():
     assert escape("equal_weight 5% & $x#") == r"equal\_weight 5\% \& \$x\#"
     assert number(0.8412) == "0.84" and number(-0.05, 1, 100) == "$-5.0$"
-    assert number(1234567.0, 0) == "1{,}234{,}567"
+    assert number(1234567.0, 0) == "1{,}234{,}567" and number(-0.0004, 1, 100) == "0.0"
     assert number(float("nan")) == "--" and number(None) == "--"
     assert mean_std(0.5, 0.125) == r"0.50 $\pm$ 0.12"
     assert mean_std(0.5, float("nan")) == "0.50"
