@@ -36,3 +36,28 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# ---------------------------------------------------------------- the paper
+# Debian's LaTeX packages the paper needs (booktabs, natbib, hyperref, times; latexmk drives it).
+LATEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+# The sweep behind the paper: every ablation x 5 seeds at this budget (a small one: PAPER_BUDGET=smoke),
+# into one sweep folder, then the report on it (REPORT_ARGS, e.g. --resamples 1000).
+PAPER_BUDGET ?= paper
+PAPER_SWEEP := runs/paper/multirun_$(shell date +%Y-%m-%d_%H-%M-%S)
+REPORT_ARGS ?=
+
+.PHONY: paper paper-experiments
+
+paper-experiments: setup
+	$(PY) -m learners.train -m phase=all ablation=full,no_meta,no_cql,no_sentiment,no_regime,no_risk_penalty,flat_ppo \
+		seed=0,1,2,3,4 budget=$(PAPER_BUDGET) experiment=paper hydra.sweep.dir=$(PAPER_SWEEP)
+	$(PY) -m eval.report $(PAPER_SWEEP) $(REPORT_ARGS)
+
+paper:
+	@test -f paper/tables/macros.tex || { echo "make paper: paper/tables/macros.tex is missing; the tables are" \
+		"generated: run 'make paper-experiments' (or python -m eval.report runs/<sweep>) first" >&2; exit 1; }
+	@command -v pdflatex > /dev/null && command -v latexmk > /dev/null || \
+		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(LATEX_PACKAGES); }
+	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error main.tex
+	@echo "wrote paper/main.pdf"
