@@ -188,14 +188,19 @@ def ablation_table(groups: list[RunGroup], n_resamples: int, seed: int) -> pd.Da
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def _total(value: float | dict[str, float]) -> float:
+    """A count given in all or per phase ({phase: count}), in all."""
+    return float(sum(value.values())) if isinstance(value, dict) else float(value)
+
+
 def compute_table(groups: list[RunGroup]) -> pd.DataFrame:
-    """Per group: mean training wall time of each phase and in all, env steps and env steps per
-    second of wall time (NaN where the runs did not record them)."""
+    """Per group: mean training wall time of each phase and in all, env steps (in all, or summed
+    over phases) and env steps per second of wall time (NaN where the runs did not record them)."""
     rows = {}
     for group in groups:
         training = [run.metrics.get("training", {}) for run in group.runs]
         walls = pd.DataFrame([t.get("wall_s", {}) for t in training], dtype=float)
-        steps = np.mean([float(t.get("env_steps", np.nan)) for t in training])
+        steps = np.mean([_total(t.get("env_steps", np.nan)) for t in training])
         total = walls.sum(axis=1, min_count=1).mean() if not walls.empty else np.nan
         rows[group.ablation] = {**walls.mean().to_dict(), "total_s": total, "env_steps": steps,
                                 "env_steps_per_s": steps / total if total > 0 else np.nan}

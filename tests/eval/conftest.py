@@ -115,9 +115,11 @@ def build_run(folder: Path, ablation: str, seed: int) -> Path:
     regimes = _regimes(market_key)
     walls["phase3"] = time.perf_counter() - started - walls["phase1"] - walls["phase2"]
     steps = sum(len(r.returns) for r in results + pre_cost)
+    # env steps in all, or per phase as learners.evaluation records them: the report reads both
+    env_steps = dict.fromkeys(walls, steps / 3) if ablation == "no_meta" else steps
     write_evaluation(evaluation, market, results, pre_cost,
                      {"seed": seed, "ablation": ablation, "budget": "smoke",
-                      "training": {"wall_s": walls, "env_steps": steps}}, regimes)
+                      "training": {"wall_s": walls, "env_steps": env_steps}}, regimes)
     return folder
 
 

@@ -62,6 +62,8 @@ def test_numbers_trace_back_to_the_runs(tiny_report, tiny_sweep):
     assert "covers none of the crisis windows" in (out / "tables" / "crisis.tex").read_text()
     assert "No walk-forward results" in (out / "tables" / "walk_forward.tex").read_text()
     assert "Decision latency p99" in (out / "tables" / "latency.tex").read_text()
+    compute = (out / "tables" / "compute.tex").read_text()
+    assert compute.count("3{,}864") == 3                    # env steps in all and per phase alike
 
 
 def test_walk_forward_folds_are_tabled_when_recorded(tiny_sweep, tmp_path):
