@@ -279,7 +279,7 @@ class Report:
         header = ["Policy", r"Exceptions (\%)", r"Expected (\%)", "Kupiec $p$", "Indep. $p$", "Cond. cov. $p$"]
         self.table("var_backtests", latex.tabular(header, rows))
 
-    def _regime_tabular(self, labels: dict[int, pd.Series], order: tuple[str, ...] | None = None) -> str:
+    def _regime_tabular(self, labels: pd.Series, order: tuple[str, ...] | None = None) -> str:
         table = results.regime_table(self.series, labels, self.periods)
         present = set(table.index.get_level_values(1))
         regimes = [r for r in order if r in present] if order else sorted(present)
@@ -296,19 +296,21 @@ class Report:
         return latex.tabular(header, [*rows, footer])
 
     def regime_tables(self) -> None:
-        detected = {run.seed: run.regimes() for run in self.primary.runs}
-        if any(frame is None for frame in detected.values()):
-            self.table("regimes_detected", latex.note("No detected regimes: some runs have no eval/regimes.parquet."))
+        """By detected regime (the primary row's first run's: the detector has its own seed in the
+        features config, which every run of a setting shares) and by the generator's true regime."""
+        detected = self.primary.runs[0].regimes()
+        if detected is None or detected.shape[1] == 0:
+            self.table("regimes_detected", latex.note(f"No detected regimes: {self.primary.runs[0].path} has no "
+                                                      "regime probabilities in eval/regimes.parquet."))
         else:
-            self.table("regimes_detected", self._regime_tabular({s: regime_labels(f) for s, f in detected.items()}))
+            self.table("regimes_detected", self._regime_tabular(regime_labels(detected)))
         truth = None if self.market is None else self.market.ground_truth
         if truth is None:
             reason = self.market_problem or f"market '{self.primary.market}' has no ground truth (not synthetic)"
             self.table("regimes_true", latex.note(f"No true regimes: {reason}."))
             return
         labels = pd.Series(np.asarray(truth.regime_names)[truth.regime], index=self.market.timestamps)
-        self.table("regimes_true", self._regime_tabular({run.seed: labels for run in self.primary.runs},
-                                                        truth.regime_names))
+        self.table("regimes_true", self._regime_tabular(labels, truth.regime_names))
 
     def bootstrap_table(self) -> None:
         table = results.bootstrap_table(self.series, self.options.resamples, self.options.seed, self.periods)
@@ -522,7 +524,7 @@ class Report:
         run = self.primary.runs[0]
         decisions = run.decisions()
         regimes = run.regimes()
-        labels = regime_labels(regimes) if regimes is not None else None
+        labels = regime_labels(regimes) if regimes is not None and regimes.shape[1] else None
         if decisions:
             figures.allocation_figure(decisions, labels, self.figures / "allocations.pdf")
         else:

@@ -76,12 +76,12 @@ def var_backtest_table(series: SeedFrames, window: int, confidence: float) -> pd
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def regime_table(series: SeedFrames, labels: dict[int, pd.Series], periods_per_year: float) -> pd.DataFrame:
-    """(policy, regime) rows of `eval.slices.metrics_by_regime`, averaged over seeds;
-    `labels[seed]` labels the bars of that seed's run."""
+def regime_table(series: SeedFrames, labels: pd.Series, periods_per_year: float) -> pd.DataFrame:
+    """(policy, regime) rows of `eval.slices.metrics_by_regime` with one labelling of the bars,
+    averaged over seeds."""
     parts = {}
     for policy, frame in series.items():
-        per_seed = [metrics_by_regime(frame[seed], labels[seed], periods_per_year) for seed in frame]
+        per_seed = [metrics_by_regime(frame[seed], labels, periods_per_year) for seed in frame]
         parts[policy] = pd.concat(per_seed).groupby(level=0, sort=False).mean()
     return pd.concat(parts)
 
