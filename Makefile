@@ -59,5 +59,5 @@ paper:
 		"generated: run 'make paper-experiments' (or python -m eval.report runs/<sweep>) first" >&2; exit 1; }
 	@command -v pdflatex > /dev/null && command -v latexmk > /dev/null || \
 		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(LATEX_PACKAGES); }
-	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error main.tex
+	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error main.tex && latexmk -c -silent main.tex
 	@echo "wrote paper/main.pdf"
