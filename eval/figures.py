@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -33,8 +34,6 @@ def _dates(index: pd.Index) -> np.ndarray:
 
 
 def _colours(n: int) -> list:
-    from matplotlib import colormaps
-
     return [colormaps["tab20"](k % 20) for k in range(n)]
 
 
