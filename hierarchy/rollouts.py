@@ -44,7 +44,8 @@ class RolloutStats:
     allocation: list[np.ndarray] = field(default_factory=list)   # (T, E, D)
     appetite: list[np.ndarray] = field(default_factory=list)
     bound: np.ndarray = field(default_factory=lambda: np.zeros(len(LIMIT_NAMES)))   # env-steps each limit bound
-    episode_returns: list[float] = field(default_factory=list)   # summed log returns of finished episodes
+    episode_returns: list[float] = field(default_factory=list)   # summed log returns of ended episodes
+    episode_lengths: list[int] = field(default_factory=list)
     meta_transitions: int = 0
 
     def record(self, info: dict, reward: np.ndarray, decision: Decision | None, overlay: object) -> None:
@@ -61,18 +62,19 @@ class RolloutStats:
             self.bound += report.bound.sum(axis=0)
 
     def scalars(self, domain_names: tuple[str, ...], bars_per_year: float) -> dict[str, float]:
-        """TensorBoard scalars: the rollout's return, Sharpe (annualised, pooled over envs),
-        drawdown, turnover and costs per bar, allocations, risk appetite, overlay bindings."""
+        """TensorBoard scalars: episodic return and length (summed log return; every rollout
+        ends each env's episode, as the next one restarts the envs), Sharpe (annualised, pooled
+        over envs), drawdown, turnover and costs per bar, allocations, risk appetite, and the
+        share of env-steps in which each overlay limit bound."""
         log_returns = np.stack(self.log_returns)                          # (T, E)
         std = log_returns.std(ddof=1)
-        out = {"charts/rollout_return": float(log_returns.sum(axis=0).mean()),
+        out = {"charts/episodic_return": float(np.mean(self.episode_returns)),
+               "charts/episodic_length": float(np.mean(self.episode_lengths)),
                "charts/reward": float(np.mean(self.rewards)),
                "charts/sharpe": float(log_returns.mean() / std * np.sqrt(bars_per_year)) if std > 0 else 0.0,
                "charts/max_drawdown": float(np.stack(self.drawdown).max(axis=0).mean()),
                "charts/turnover": float(np.mean(self.turnover)),
                "charts/costs": float(np.mean(self.costs))}
-        if self.episode_returns:
-            out["charts/episodic_return"] = float(np.mean(self.episode_returns))
         if self.allocation:
             allocation = np.stack(self.allocation).mean(axis=(0, 1))
             out.update({f"allocation/{name}": float(a) for name, a in zip(domain_names, allocation)})
@@ -82,16 +84,22 @@ class RolloutStats:
         return out
 
 
-class _EpisodeReturns:
-    """Summed log returns of each env's current episode."""
+class _Episodes:
+    """Each env's running episode (summed log return, bars), closed into `stats` at its end."""
 
-    def __init__(self, num_envs: int) -> None:
-        self.running = np.zeros(num_envs)
+    def __init__(self, num_envs: int, stats: RolloutStats) -> None:
+        self.returns, self.lengths, self.stats = np.zeros(num_envs), np.zeros(num_envs, dtype=np.int64), stats
 
-    def add(self, log_return: np.ndarray, done: np.ndarray, stats: RolloutStats) -> None:
-        self.running += log_return
-        stats.episode_returns += self.running[done].tolist()
-        self.running[done] = 0.0
+    def add(self, log_return: np.ndarray, done: np.ndarray) -> None:
+        self.returns += log_return
+        self.lengths += 1
+        self.close(done)
+
+    def close(self, envs: np.ndarray) -> None:
+        envs = envs & (self.lengths > 0)
+        self.stats.episode_returns += self.returns[envs].tolist()
+        self.stats.episode_lengths += self.lengths[envs].tolist()
+        self.returns[envs], self.lengths[envs] = 0.0, 0
 
 
 class MetaTransitions:
@@ -157,7 +165,8 @@ def collect_rollout(env: VecMarketEnv, system: HierarchicalSystem, steps: int, s
     learn_specialists, learn_meta = specialist_buffers is not None, meta_replay is not None
     env.reset(seed=seed)
     system.bind(env.num_envs)
-    stats, episodes = RolloutStats(), _EpisodeReturns(env.num_envs)
+    stats = RolloutStats()
+    episodes = _Episodes(env.num_envs, stats)
     pending = MetaTransitions(env.num_envs, meta_replay) if learn_meta else None
     for buffer in specialist_buffers or []:
         buffer.reset()
@@ -168,7 +177,7 @@ def collect_rollout(env: VecMarketEnv, system: HierarchicalSystem, steps: int, s
         observation, reward, terminated, truncated, info = env.step(decision.target_weights)
         done = terminated | truncated
         stats.record(info, reward, decision, env.overlay)
-        episodes.add(info["log_return"], done, stats)
+        episodes.add(info["log_return"], done)
         final = _final_rows(observation, info, done)
         if pending is not None:
             final_meta = torch.as_tensor(meta_observation(final, system.layout), dtype=torch.float32)
@@ -178,6 +187,7 @@ def collect_rollout(env: VecMarketEnv, system: HierarchicalSystem, steps: int, s
                                   truncated, final)
         if done.any():
             system.restart(np.flatnonzero(done))
+    episodes.close(np.ones(env.num_envs, dtype=bool))
     if pending is not None:
         stats.meta_transitions += pending.on_rollout_end(
             torch.as_tensor(env.meta_observation(), dtype=torch.float32))
@@ -229,7 +239,8 @@ def collect_flat_rollout(env: VecMarketEnv, agent: FlatAgent, steps: int, seed: 
     """`steps` bars of every env under the flat policy from a reset with `seed`, into `buffer`
     (the portfolio reward), with its GAE(gamma, gae_lambda)."""
     observation, _ = env.reset(seed=seed)
-    stats, episodes = RolloutStats(), _EpisodeReturns(env.num_envs)
+    stats = RolloutStats()
+    episodes = _Episodes(env.num_envs, stats)
     buffer.reset()
     for _ in range(steps):
         obs = torch.as_tensor(observation, dtype=torch.float32)
@@ -240,7 +251,7 @@ def collect_flat_rollout(env: VecMarketEnv, agent: FlatAgent, steps: int, seed: 
         observation, reward, terminated, truncated, info = env.step(flat_weights(latent, max_leverage))
         done = terminated | truncated
         stats.record(info, reward, None, env.overlay)
-        episodes.add(info["log_return"], done, stats)
+        episodes.add(info["log_return"], done)
         cut = truncated & ~terminated
         final_value = torch.zeros(env.num_envs)
         if cut.any():
@@ -249,6 +260,7 @@ def collect_flat_rollout(env: VecMarketEnv, agent: FlatAgent, steps: int, seed: 
                     torch.as_tensor(info["final_obs"][cut], dtype=torch.float32))
         buffer.add(obs, latent, log_prob, value, torch.as_tensor(reward * reward_scale, dtype=torch.float32),
                    torch.as_tensor(terminated), torch.as_tensor(truncated), final_value)
+    episodes.close(np.ones(env.num_envs, dtype=bool))
     with torch.no_grad():
         last_value = agent.value(torch.as_tensor(observation, dtype=torch.float32))
     buffer.compute_advantages(last_value, gamma, gae_lambda)

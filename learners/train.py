@@ -1,31 +1,149 @@
-"""`python -m learners.train`: the hydra entry point of the training curriculum.
+"""`python -m learners.train`: the hydra entry point of the three-phase curriculum.
 
-It composes `configs/train.yaml`, builds and validates the configured market, and prints the
-resolved config and the market's summary. Hydra writes the resolved config to the run folder
-(`runs/<experiment>/<timestamp>/.hydra/`).
+    python -m learners.train phase=1            # specialists: CQL pre-training, then PPO
+    python -m learners.train phase=2            # meta-controller (runs phase 1 first if this run has none)
+    python -m learners.train phase=3 init_from=runs/default/<timestamp>   # joint, from an earlier run
+    python -m learners.train phase=all budget=demo
+    python -m learners.train -m ablation=full,no_meta seed=0,1,2          # a sweep
+    python -m learners.train phase=all resume=true hydra.run.dir=runs/default/<timestamp>
+
+It composes `configs/train.yaml` (typed by `learners.train_config.TrainConfig`), builds the
+market, its splits and features, runs the phases the config asks for (each phase needs the one
+before: taken from this run folder, from `init_from`, or run first, saying so), then evaluates
+the best checkpoint and the baselines on the test split and prints the results table. The run
+folder holds `.hydra/` (the resolved config), `phase1/ phase2/ phase3/` (checkpoints,
+TensorBoard events, validation.jsonl) and `eval/` (see `learners.evaluation`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from envs.loading import load_market, split_market
-from envs.summary import instrument_summary
-from learners.train_config import TrainConfig, register_configs
+from hierarchy.system import HierarchicalSystem
+from learners.checkpoints import PhaseCheckpoints
+from learners.evaluation import evaluate, results_table
+from learners.fabric import broadcast_parameters, make_fabric
+from learners.phases import RunContext, TrainingStopped, phase1, phase2, phase3, train_flat
+from learners.train_config import TrainConfig, phase_list, register_configs
+from learners.workspace import SPLITS, Workspace
 
 register_configs()
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise ValueError naming the key of any setting the curriculum cannot run with."""
+    phase_list(config.phase)
+    if config.curriculum.pretrain not in ("cql", "none"):
+        raise ValueError(f"curriculum.pretrain='{config.curriculum.pretrain}' is not one of 'cql', 'none'")
+    period, bars = config.hierarchy.meta_period, config.curriculum.rollout_bars
+    if period < 1 or bars < 1 or bars % period:
+        raise ValueError(f"curriculum.rollout_bars={bars} must be a positive multiple of "
+                         f"hierarchy.meta_period={period}")
+    if config.evaluation.split not in SPLITS:
+        raise ValueError(f"evaluation.split='{config.evaluation.split}' is not one of {SPLITS}")
+    if config.ablation.policy not in ("hierarchy", "flat"):
+        raise ValueError(f"ablation.policy='{config.ablation.policy}' is not one of 'hierarchy', 'flat'")
+    if config.init_from and not Path(config.init_from).is_dir():
+        raise FileNotFoundError(f"init_from={config.init_from}: no such run folder")
+
+
+def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, float]:
+    """Phases 1 .. max(phase) in order; a phase that was not asked for is a prerequisite,
+    loaded from this run or `init_from`, or run first. Returns the wall seconds of those run."""
+    config, fabric = ctx.config, ctx.fabric
+    wall: dict[str, float] = {}
+    meta_state = None
+    asked = phase_list(config.phase)
+    for k in range(1, max(asked) + 1):
+        name = f"phase{k}"
+        if k == 2 and not config.ablation.meta:
+            fabric.print("phase2: skipped (ablation.meta=false: allocations stay equal)")
+            continue
+        here = PhaseCheckpoints(ctx.run_dir, name)
+        earlier = PhaseCheckpoints(config.init_from, name) if config.init_from else None
+        source = here if here.done and (ctx.resume or k not in asked) else None
+        if source is None and k not in asked and earlier is not None and earlier.done:
+            source = earlier
+        if source is not None:
+            state = source.load("best", {"system": system}, fabric.device)
+            meta_state = state if k == 2 else meta_state
+            fabric.print(f"{name}: using {source.path('best')}")
+            continue
+        if k not in asked:
+            fabric.print(f"{name}: no finished {name} in {ctx.run_dir}" + (f" or {config.init_from}" if earlier else "")
+                         + "; running it first")
+        started = time.perf_counter()
+        if k == 1:
+            phase1(ctx, system)
+        elif k == 2:
+            phase2(ctx, system)
+        else:
+            phase3(ctx, system, meta_state)
+        wall[name] = time.perf_counter() - started
+        state = here.load("best", {"system": system}, fabric.device)
+        meta_state = state if k == 2 else meta_state
+    return wall
+
+
+def train(config: TrainConfig, run_dir: Path) -> dict | None:
+    """Everything `main` does, given a resolved config and the run folder; returns the metrics
+    written by the evaluation (None on processes other than rank 0)."""
+    check_config(config)
+    fabric = make_fabric(dataclasses.replace(config.fabric, seed=config.seed, log_dir=""))
+    started = [p for p in ("phase1", "phase2", "phase3", "flat_ppo") if (run_dir / p / "checkpoints").exists()]
+    if started and not config.resume:
+        raise FileExistsError(f"{run_dir} already holds checkpoints of {started}; pass resume=true to "
+                              f"continue it, or train in a new folder")
+    ws = Workspace.build(config)
+    fabric.print(f"market {ws.market.name}: {ws.market.n_instruments} instruments x {ws.market.n_bars} bars; "
+                 f"train {ws.splits.train.n_bars}, validation {ws.splits.validation.n_bars}, "
+                 f"test {ws.splits.test.n_bars}; {len(ws.features.instrument_names)} instrument features, "
+                 f"warm-up {ws.warmup_bars} bars" + ("; CONTROL: next-bar returns leak into the "
+                                                      "observations" if config.leak_next_return else ""))
+    ctx = RunContext(ws, fabric, run_dir, config.resume)
+    system = flat = None
+    wall: dict[str, float] = {}
+    started_at = time.perf_counter()
+    if config.ablation.policy == "flat":
+        flat = train_flat(ctx, "phase1")
+        wall["phase1"] = time.perf_counter() - started_at
+        if max(phase_list(config.phase)) > 1:
+            fabric.print("phase2, phase3: skipped (the flat policy has one level)")
+    else:
+        system = ws.system(ws.env("train", 1, config.seed))
+        broadcast_parameters(fabric, system)
+        wall.update(run_curriculum(ctx, system))
+        if config.evaluation.flat_ppo:
+            started_flat = time.perf_counter()
+            flat = train_flat(ctx)
+            wall["flat_ppo"] = time.perf_counter() - started_flat
+    if fabric.global_rank != 0:
+        return None
+    steps = {"phase1": config.budget.phase1_steps, "phase2": config.budget.phase2_steps,
+             "phase3": config.budget.phase3_steps, "flat_ppo": config.budget.phase1_steps}
+    training = {"wall_s": wall, "env_steps": {k: steps[k] for k in wall}, "world_size": fabric.world_size}
+    metrics = evaluate(ctx, system, flat, training)
+    print(f"\n{config.evaluation.split} split, {metrics['first_bar'][:10]} .. {metrics['last_bar'][:10]}, "
+          f"after costs:\n{results_table(metrics)}")
+    return metrics
 
 
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     config: TrainConfig = OmegaConf.to_object(cfg)
     print(OmegaConf.to_yaml(cfg))
-    market = load_market(config.market)
-    splits = split_market(market, config.market.split)
-    print(f"market {market.name}: {market.n_instruments} instruments x {market.n_bars} bars; "
-          f"train {splits.train.n_bars}, validation {splits.validation.n_bars}, test {splits.test.n_bars}")
-    print(instrument_summary(market).to_string(float_format="{:+.3f}".format))
+    try:
+        train(config, Path(HydraConfig.get().runtime.output_dir))
+    except TrainingStopped as stopped:
+        print(f"training stopped: {stopped}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

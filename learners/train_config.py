@@ -22,26 +22,59 @@ from learners.ppo import PPOConfig
 from learners.sac import SACConfig
 from risk.limits import RiskLimits
 
+PHASES = {"1": [1], "2": [2], "3": [3], "all": [1, 2, 3]}
 
-@dataclass
-class PhaseConfig:
-    """Which curriculum phases a run executes, in order (1: specialists, 2: meta, 3: joint)."""
 
-    name: str = "1"
-    phases: list[int] = field(default_factory=lambda: [1])
-    pretrain: str = "cql"        # phase 1: CQL pre-training of the instrument heads, or 'none'
+def phase_list(phase: str) -> list[int]:
+    """The curriculum phases `phase` runs, in order (1: specialists, 2: meta, 3: joint)."""
+    if phase not in PHASES:
+        raise ValueError(f"phase={phase!r} is not one of {', '.join(PHASES)}")
+    return PHASES[phase]
 
 
 @dataclass
 class BudgetConfig:
-    """How much compute each phase gets; `smoke` for tests, `demo` for make demo, `paper`."""
+    """How much compute each phase gets, in env steps (bars x envs) unless noted; `smoke` for
+    tests, `demo` for make demo, `paper` for the experiments."""
 
     name: str = "demo"
     num_envs: int = 64
-    cql_steps: int = 2_000
+    offline_steps: int = 16_128      # behaviour-policy env steps of phase 1's CQL dataset
+    cql_steps: int = 2_000           # CQL gradient updates per specialist
     phase1_steps: int = 200_000
     phase2_steps: int = 100_000
     phase3_steps: int = 100_000
+
+
+@dataclass
+class CurriculumConfig:
+    """How the phases learn (the `curriculum` node); what they may spend is in `budget`."""
+
+    pretrain: str = "cql"            # phase 1: CQL pre-training of the specialists, or 'none'
+
+    rollout_bars: int = 60           # bars per rollout (a multiple of hierarchy.meta_period); every
+    #                                  rollout restarts the envs at fresh random bars
+    reward_scale: float = 100.0      # rewards are fractions of equity per bar; learners see this times them
+    critic_hidden: int = 64          # the specialists' CQL critics (256 x 256 costs 10x the compute)
+    distill_steps: int = 500         # value-head distillation from the CQL critics
+    meta_updates_per_decision: int = 4   # SAC steps per vector meta decision (E transitions)
+    phase3_lr_scale: float = 0.3     # learning rates of both levels in joint fine-tuning
+    phase3_meta_every: int = 1       # joint fine-tuning: meta updates every this many rollouts
+    phase3_specialist_every: int = 1  # and specialist updates every this many
+    validate_every: int = 5          # rollouts between validation backtests (best by validation Sharpe)
+    checkpoint_every: int = 5        # rollouts between last-checkpoint saves
+    max_abs_loss: float = 1e6        # a loss beyond this stops the run as exploding
+
+
+@dataclass
+class EvaluationConfig:
+    """The evaluation after training: the best checkpoint and the baselines on a split."""
+
+    split: str = "test"
+    baselines: list[str] = field(default_factory=lambda: ["equal_weight", "buy_and_hold", "random"])
+    flat_ppo: bool = False           # also train the flat single-agent PPO (phase 1's budget) as a baseline
+    pre_cost: bool = True            # every policy also with trading costs scaled to zero
+    decision_log: bool = True
 
 
 @dataclass
@@ -76,8 +109,17 @@ class TrainConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     fabric: FabricConfig = field(default_factory=FabricConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
-    phase: PhaseConfig = field(default_factory=PhaseConfig)
+    # which phases run: 1, 2, 3 or all (a plain value, not a config group: hydra reads `phase=1`
+    # on the command line as a number, which cannot name a group's option)
+    phase: str = "1"
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    resume: bool = False         # continue this run folder (hydra.run.dir=...) from its last checkpoints
+    init_from: str = ""          # a run folder whose checkpoints the first phase here starts from
+    # A control experiment, never a strategy: the next bar's return enters the observations (the
+    # pipeline must then learn a very high Sharpe). Runs with it are flagged in their metrics.
+    leak_next_return: bool = False
 
 
 def register_configs() -> None:

@@ -63,7 +63,8 @@ def test_meta_transitions_sum_the_rewards_of_the_bars_they_held(market):
 def test_truncation_bootstraps_from_the_final_observation(market):
     env, system, buffers = make(market, episode_length=7)
     system.fixed_meta = True
-    collect_rollout(env, system, T, seed=3, reward_scale=SCALE, specialist_buffers=buffers)
+    stats = collect_rollout(env, system, T, seed=3, reward_scale=SCALE, specialist_buffers=buffers)
+    assert sorted(stats.episode_lengths) == [6] * E + [7] * (2 * E)     # the rollout's end closes the third
     truncated = buffers[0].truncated
     assert truncated[6].all() and truncated[13].all() and truncated.sum() == 2 * E
     for buffer in buffers:

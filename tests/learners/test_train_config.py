@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from learners.train_config import TrainConfig, register_configs
+from learners.train_config import TrainConfig, phase_list, register_configs
 
 CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")
 
@@ -24,7 +24,7 @@ def test_defaults_compose_to_typed_config():
     config = compose_train([])
     assert isinstance(config, TrainConfig)
     assert config.market.source == "synthetic" and config.market.synthetic.universe == "synthetic8"
-    assert config.phase.phases == [1] and config.budget.name == "demo"
+    assert config.phase == "1" and config.budget.name == "demo"
 
 
 @pytest.mark.parametrize("group", ["us_equity_sectors", "us_markets", "eurusd_hourly", "csv", "parquet"])
@@ -34,7 +34,7 @@ def test_every_market_group_composes(group):
 
 def test_phase_all_and_overrides():
     config = compose_train(["phase=all", "budget=smoke", "market.synthetic.alpha=0", "seed=7"])
-    assert config.phase.phases == [1, 2, 3] and config.budget.num_envs == 4
+    assert phase_list(config.phase) == [1, 2, 3] and config.budget.num_envs == 4
     assert config.market.synthetic.alpha == 0 and config.seed == 7
 
 
@@ -46,14 +46,23 @@ def test_misspelled_keys_fail_naming_the_key(override, culprit):
         compose_train([override])
 
 
-def test_cli_prints_config_and_saves_it(tmp_path):
+@pytest.mark.parametrize("phase", ["1", "2", "3", "all"])
+def test_phase_takes_a_number_or_all(phase):
+    assert compose_train([f"phase={phase}"]).phase == phase
+    with pytest.raises(ValueError, match="phase='4' is not one of 1, 2, 3, all"):
+        phase_list("4")
+
+
+@pytest.mark.slow
+def test_cli_prints_config_trains_and_saves_it(tmp_path):
     run_dir = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "learners.train", "market.synthetic.years=2",
-                             f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "learners.train", "market.synthetic.years=4", "budget=smoke",
+                             "phase=1", f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "market synthetic8: 8 instruments x 504 bars" in result.stdout
+    assert "market synthetic8: 8 instruments x 1008 bars" in result.stdout
     saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    assert saved.market.synthetic.years == 2
+    assert saved.market.synthetic.years == 4 and saved.fabric.seed == saved.seed
+    assert "test split" in result.stdout and (run_dir / "eval" / "metrics.json").exists()
     bad = subprocess.run([sys.executable, "-m", "learners.train", "markt=synthetic8",
                           f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "Key 'markt' not in 'TrainConfig'" in bad.stderr
@@ -70,7 +79,7 @@ def test_ablations_override_what_they_name():
     assert compose_train([]).ablation.name == "full"
     penalty = compose_train(["ablation=no_risk_penalty"])
     assert penalty.env.drawdown_penalty == 0 and penalty.env.tail_penalty == 0
-    assert compose_train(["ablation=no_cql"]).phase.pretrain == "none"
+    assert compose_train(["ablation=no_cql"]).curriculum.pretrain == "none"
     assert compose_train(["ablation=no_meta"]).ablation.meta is False
     assert compose_train(["ablation=flat_ppo"]).ablation.policy == "flat"
     assert compose_train(["hierarchy.meta_period=21"]).hierarchy.meta_period == 21

@@ -1,0 +1,123 @@
+"""The curriculum end to end at the smoke budget: every phase and `phase=all` write what they
+should, a later phase finds or runs the earlier one, a killed run resumes to the same numbers,
+the same seed gives the same metrics, a NaN loss stops the run keeping the last checkpoint, and
+data-parallel training runs on two CPU processes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import learners.phases
+from learners.train import train
+from learners.train_config import TrainConfig, register_configs
+
+CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")
+SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]"]
+
+pytestmark = pytest.mark.slow
+
+
+def config(*overrides: str) -> TrainConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return OmegaConf.to_object(compose("train", overrides=[*SMOKE, *overrides]))
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("all")
+    return run_dir, train(config("phase=all"), run_dir)
+
+
+def test_phase_all_writes_checkpoints_logs_and_the_evaluation(full_run):
+    run_dir, metrics = full_run
+    for phase in ("phase1", "phase2", "phase3"):
+        folder = run_dir / phase
+        assert {"best.ckpt", "last.ckpt", "done"} <= {p.name for p in (folder / "checkpoints").iterdir()}
+        assert list(folder.glob("events.out.tfevents.*"))
+        assert len((folder / "validation.jsonl").read_text().splitlines()) == 3   # start + 2 rollouts
+    assert sorted(p.name for p in (run_dir / "phase1" / "offline").iterdir()) == \
+        ["commodities.npz", "equity.npz", "forex.npz"]
+    saved = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert set(saved["policies"]) == set(saved["pre_cost"]) == {"hierarchy", "equal_weight"}
+    for name in ("sharpe", "ann_return", "ann_vol", "max_drawdown", "turnover", "costs"):
+        assert isinstance(saved["policies"]["hierarchy"][name], float)
+    assert saved["policies"]["hierarchy"] == metrics["policies"]["hierarchy"]
+    assert (run_dir / "eval" / "decisions.jsonl").exists() and (run_dir / "eval" / "hierarchy_returns.parquet").exists()
+    assert set(saved["training"]["wall_s"]) == {"phase1", "phase2", "phase3"}
+
+
+def test_same_seed_same_metrics_and_a_later_phase_starts_from_an_earlier_run(full_run, tmp_path):
+    run_dir, metrics = full_run
+    again = train(config("phase=all"), tmp_path / "again")
+    assert again["policies"] == metrics["policies"]
+    # phase 3 alone from the finished run: phases 1 and 2 come from it, not retrained
+    later = train(config("phase=3", f"init_from={run_dir}"), tmp_path / "later")
+    assert set(later["training"]["wall_s"]) == {"phase3"}
+    assert later["policies"]["hierarchy"] == metrics["policies"]["hierarchy"]
+
+
+def test_a_phase_without_its_predecessor_runs_it_first(tmp_path, capsys):
+    metrics = train(config("phase=2", "ablation=no_cql"), tmp_path / "run")
+    assert set(metrics["training"]["wall_s"]) == {"phase1", "phase2"}
+    assert "phase1: no finished phase1" in capsys.readouterr().out
+
+
+def test_a_killed_run_resumes_to_the_same_numbers(full_run, tmp_path, monkeypatch):
+    _, metrics = full_run
+    run_dir = tmp_path / "killed"
+    calls = {"n": 0}
+    real = learners.phases.collect_rollout
+
+    def dies_in_phase2(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:                     # phase 1 made 2 rollouts; die in phase 2's second
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(learners.phases, "collect_rollout", dies_in_phase2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config("phase=all"), run_dir)
+    monkeypatch.setattr(learners.phases, "collect_rollout", real)
+    with pytest.raises(FileExistsError, match="resume=true"):
+        train(config("phase=all"), run_dir)
+    resumed = train(config("phase=all", "resume=true"), run_dir)
+    assert resumed["policies"] == metrics["policies"]
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    real = learners.phases.ppo_update
+    calls = {"n": 0}
+
+    def nan_at_the_second_rollout(*args, **kwargs):
+        calls["n"] += 1
+        stats = real(*args, **kwargs)
+        return {**stats, "losses/value_loss": float("nan")} if calls["n"] > 3 else stats
+
+    monkeypatch.setattr(learners.phases, "ppo_update", nan_at_the_second_rollout)
+    with pytest.raises(learners.phases.TrainingStopped, match=r"phase1, rollout 1: .*value_loss is nan"):
+        train(config("phase=1", "ablation=no_cql"), tmp_path / "run")
+    last = tmp_path / "run" / "phase1" / "checkpoints" / "last.ckpt"
+    import torch
+    assert torch.load(last, weights_only=True)["iteration"] == 0
+
+
+def test_flat_ppo_ablation_trains_one_level(tmp_path, capsys):
+    metrics = train(config("phase=all", "ablation=flat_ppo"), tmp_path / "flat")
+    assert set(metrics["policies"]) == {"flat_ppo", "equal_weight"}
+    assert "phase2, phase3: skipped" in capsys.readouterr().out
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    run_dir = tmp_path / "ddp"
+    done = subprocess.run([sys.executable, "-m", "learners.train", *SMOKE, "phase=all", "fabric.devices=2",
+                           "fabric.strategy=ddp", f"hydra.run.dir={run_dir}"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["training"]["world_size"] == 2
