@@ -23,8 +23,10 @@ setup: $(INSTALLED)
 test: setup
 	$(PY) -m pytest
 
+# The whole curriculum on the embedded synthetic market, then the test-split table: the hierarchy
+# against the flat PPO, equal weight, equal-weight buy-and-hold and random allocation.
 demo: setup
-	$(PY) -m envs.demo
+	$(PY) -m learners.train phase=all budget=demo evaluation.flat_ppo=true experiment=demo
 
 bench: setup
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS),bench]"

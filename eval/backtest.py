@@ -206,3 +206,46 @@ def replay_schedule(weights: pd.DataFrame, turnover: pd.Series, market: MarketDa
     traded = turnover.reindex(weights.index).to_numpy() > 0
     schedule[rows[traded] - 1] = weights.to_numpy()[traded]
     return schedule, int(rows[0] - 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m eval.backtest ckpt=<run folder or .ckpt> [split=test] [policy=learned] [out=...]`
+
+    Walks a run's trained policy (its last finished phase's best checkpoint, or the checkpoint
+    given) or any baseline (`policy=<name>` of `eval.baselines.BASELINES`) once through a split
+    of the run's market, deterministically, post-cost and pre-cost, and writes the daily returns,
+    weights, costs and contributions as Parquet, the hierarchy's decision log (JSONL) and
+    summary.json to `out` (default `<run>/backtest/<split>/`)."""
+    import json
+    import sys
+
+    from hierarchy.decision_log import json_ready
+    from learners.evaluation import backtest, final_checkpoint, restore
+    from learners.fabric import FabricConfig, make_fabric
+
+    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv) if "=" in arg)
+    unknown = sorted(set(args) - {"ckpt", "split", "policy", "out"})
+    if "ckpt" not in args or unknown:
+        raise SystemExit("usage: python -m eval.backtest ckpt=<run folder or .ckpt> [split=test] "
+                         "[policy=learned|<baseline>] [out=<folder>]" + (f"; unknown {unknown}" if unknown else ""))
+    path = Path(args["ckpt"])
+    checkpoint = final_checkpoint(path) if path.is_dir() else path
+    split = args.get("split", "test")
+    ctx, trained = restore(checkpoint, make_fabric(FabricConfig(log_dir="")))
+    policy = args.get("policy", "learned")
+    if policy == "learned":
+        policy = "hierarchy" if trained.system is not None else "flat_ppo"
+    out = Path(args.get("out", ctx.run_dir / "backtest" / split))
+    summary = {"checkpoint": str(checkpoint), "split": split, "policy": policy}
+    for factor, suffix in ((1.0, ""), (0.0, "_precost")):
+        log = out / "decisions.jsonl" if factor == 1.0 and policy == "hierarchy" else None
+        result = backtest(ctx, trained, policy, split, factor, log)
+        dataclasses.replace(result, name=policy + suffix).write(out, ctx.ws.market.symbols)
+        summary["post_cost" if factor == 1.0 else "pre_cost"] = result.summary()
+    (out / "summary.json").write_text(json.dumps(json_ready(summary), indent=2))
+    print(f"{policy} on {split} ({checkpoint}): Sharpe {summary['post_cost']['sharpe']:.3f} after costs, "
+          f"{summary['pre_cost']['sharpe']:.3f} before; written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,7 +47,7 @@ from learners.ppo import PPOConfig, ppo_update
 from learners.sac import SACLearner
 from learners.workspace import Workspace
 
-PHASE_INDEX = {"phase1": 1, "phase2": 2, "phase3": 3, "flat_ppo": 4}
+PHASE_INDEX = {"init": 0, "phase1": 1, "phase2": 2, "phase3": 3, "flat_ppo": 4}
 
 
 class TrainingStopped(RuntimeError):
@@ -379,14 +379,19 @@ def _continue_meta(learner: SACLearner, replay: ReplayBuffer, state: dict, lr_sc
             group["lr"] *= lr_scale
 
 
+def flat_agent(env, specialist_hidden: int) -> FlatAgent:
+    """The flat policy sized from `env`, twice a specialist's width (it sees every instrument)."""
+    return FlatAgent(FlatPolicy(env.single_observation_space.shape[0], env.market.n_instruments,
+                                2 * specialist_hidden))
+
+
 def train_flat(ctx: RunContext, phase: str = "flat_ppo") -> FlatAgent:
     """The flat single-agent PPO over all instruments on the portfolio reward (phase 1's budget);
     returns the agent at its best validation checkpoint."""
     cfg = ctx.config
     config = _ppo_config(ctx)
     env = ctx.ws.env("train", ctx.num_envs, ctx.seed("flat_ppo", 0))
-    agent = FlatAgent(FlatPolicy(env.single_observation_space.shape[0], env.market.n_instruments,
-                                 2 * cfg.hierarchy.specialist_hidden))
+    agent = flat_agent(env, cfg.hierarchy.specialist_hidden)
     broadcast_parameters(ctx.fabric, agent)
     optimizer = adam(agent.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     buffer = RolloutBuffer(config.num_steps, ctx.num_envs)

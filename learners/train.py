@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from hierarchy.system import HierarchicalSystem
-from learners.checkpoints import PhaseCheckpoints
+from learners.curriculum import train_policies
 from learners.evaluation import evaluate, results_table
-from learners.fabric import broadcast_parameters, make_fabric
-from learners.phases import RunContext, TrainingStopped, phase1, phase2, phase3, train_flat
+from learners.fabric import make_fabric
+from learners.phases import RunContext, TrainingStopped
 from learners.train_config import TrainConfig, phase_list, register_configs
+from learners.walk_forward import run_walk_forward
 from learners.workspace import SPLITS, Workspace
 
 register_configs()
@@ -54,44 +53,6 @@ def check_config(config: TrainConfig) -> None:
         raise FileNotFoundError(f"init_from={config.init_from}: no such run folder")
 
 
-def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, float]:
-    """Phases 1 .. max(phase) in order; a phase that was not asked for is a prerequisite,
-    loaded from this run or `init_from`, or run first. Returns the wall seconds of those run."""
-    config, fabric = ctx.config, ctx.fabric
-    wall: dict[str, float] = {}
-    meta_state = None
-    asked = phase_list(config.phase)
-    for k in range(1, max(asked) + 1):
-        name = f"phase{k}"
-        if k == 2 and not config.ablation.meta:
-            fabric.print("phase2: skipped (ablation.meta=false: allocations stay equal)")
-            continue
-        here = PhaseCheckpoints(ctx.run_dir, name)
-        earlier = PhaseCheckpoints(config.init_from, name) if config.init_from else None
-        source = here if here.done and (ctx.resume or k not in asked) else None
-        if source is None and k not in asked and earlier is not None and earlier.done:
-            source = earlier
-        if source is not None:
-            state = source.load("best", {"system": system}, fabric.device)
-            meta_state = state if k == 2 else meta_state
-            fabric.print(f"{name}: using {source.path('best')}")
-            continue
-        if k not in asked:
-            fabric.print(f"{name}: no finished {name} in {ctx.run_dir}" + (f" or {config.init_from}" if earlier else "")
-                         + "; running it first")
-        started = time.perf_counter()
-        if k == 1:
-            phase1(ctx, system)
-        elif k == 2:
-            phase2(ctx, system)
-        else:
-            phase3(ctx, system, meta_state)
-        wall[name] = time.perf_counter() - started
-        state = here.load("best", {"system": system}, fabric.device)
-        meta_state = state if k == 2 else meta_state
-    return wall
-
-
 def train(config: TrainConfig, run_dir: Path) -> dict | None:
     """Everything `main` does, given a resolved config and the run folder; returns the metrics
     written by the evaluation (None on processes other than rank 0)."""
@@ -101,6 +62,10 @@ def train(config: TrainConfig, run_dir: Path) -> dict | None:
     if started and not config.resume:
         raise FileExistsError(f"{run_dir} already holds checkpoints of {started}; pass resume=true to "
                               f"continue it, or train in a new folder")
+    saved = run_dir / ".hydra" / "config.yaml"
+    if fabric.global_rank == 0 and not saved.exists():     # hydra writes it; a direct call writes it here
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
     ws = Workspace.build(config)
     fabric.print(f"market {ws.market.name}: {ws.market.n_instruments} instruments x {ws.market.n_bars} bars; "
                  f"train {ws.splits.train.n_bars}, validation {ws.splits.validation.n_bars}, "
@@ -108,28 +73,12 @@ def train(config: TrainConfig, run_dir: Path) -> dict | None:
                  f"warm-up {ws.warmup_bars} bars" + ("; CONTROL: next-bar returns leak into the "
                                                       "observations" if config.leak_next_return else ""))
     ctx = RunContext(ws, fabric, run_dir, config.resume)
-    system = flat = None
-    wall: dict[str, float] = {}
-    started_at = time.perf_counter()
-    if config.ablation.policy == "flat":
-        flat = train_flat(ctx, "phase1")
-        wall["phase1"] = time.perf_counter() - started_at
-        if max(phase_list(config.phase)) > 1:
-            fabric.print("phase2, phase3: skipped (the flat policy has one level)")
-    else:
-        system = ws.system(ws.env("train", 1, config.seed))
-        broadcast_parameters(fabric, system)
-        wall.update(run_curriculum(ctx, system))
-        if config.evaluation.flat_ppo:
-            started_flat = time.perf_counter()
-            flat = train_flat(ctx)
-            wall["flat_ppo"] = time.perf_counter() - started_flat
+    trained = train_policies(ctx)
     if fabric.global_rank != 0:
         return None
-    steps = {"phase1": config.budget.phase1_steps, "phase2": config.budget.phase2_steps,
-             "phase3": config.budget.phase3_steps, "flat_ppo": config.budget.phase1_steps}
-    training = {"wall_s": wall, "env_steps": {k: steps[k] for k in wall}, "world_size": fabric.world_size}
-    metrics = evaluate(ctx, system, flat, training)
+    if config.evaluation.walk_forward.enabled:
+        run_walk_forward(ctx)
+    metrics = evaluate(ctx, trained)
     print(f"\n{config.evaluation.split} split, {metrics['first_bar'][:10]} .. {metrics['last_bar'][:10]}, "
           f"after costs:\n{results_table(metrics)}")
     return metrics

@@ -67,6 +67,24 @@ class CurriculumConfig:
 
 
 @dataclass
+class WalkForwardConfig:
+    """Walk-forward retraining (`evaluation.walk_forward`): folds of `in_sample` bars (the last
+    `validation_fraction` of them select the checkpoint, after an embargo of
+    `market.split.embargo_bars`), `purge` bars, then `out_of_sample` bars scored; the next fold
+    `step` bars later. Rolling windows, or anchored at the first usable bar."""
+
+    enabled: bool = False
+    in_sample: int = 252
+    out_of_sample: int = 63
+    step: int = 63
+    anchored: bool = False
+    purge: int = 5
+    validation_fraction: float = 0.25
+    folds: int = 0                   # the last this many folds (0: all of them)
+    steps_scale: float = 1.0         # each fold's phases get this share of the budget's env steps
+
+
+@dataclass
 class EvaluationConfig:
     """The evaluation after training: the best checkpoint and the baselines on a split."""
 
@@ -75,6 +93,7 @@ class EvaluationConfig:
     flat_ppo: bool = False           # also train the flat single-agent PPO (phase 1's budget) as a baseline
     pre_cost: bool = True            # every policy also with trading costs scaled to zero
     decision_log: bool = True
+    walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
 
 
 @dataclass

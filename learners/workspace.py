@@ -52,9 +52,16 @@ class Workspace:
 
     @classmethod
     def build(cls, config: TrainConfig) -> Workspace:
+        """The configured market split by `market.split`."""
         market = load_market(config.market)
-        splits = split_market(market, config.market.split)
-        features = build_features(market, config.features, train_end=splits.train.n_bars)
+        return cls.for_splits(config, market, split_market(market, config.market.split))
+
+    @classmethod
+    def for_splits(cls, config: TrainConfig, market: MarketData, splits: DataSplits) -> Workspace:
+        """`market` with the given splits (slices of it, e.g. a walk-forward fold's); the fitted
+        features see the bars up to the training split's end only."""
+        train_end = int(market.timestamps.get_loc(splits.train.timestamps[-1])) + 1
+        features = build_features(market, config.features, train_end=train_end)
         instrument = features.instrument_features
         if config.leak_next_return:
             instrument = np.concatenate([instrument, next_return_leak(market, config.env.execution)], axis=-1)
@@ -67,9 +74,9 @@ class Workspace:
 
     def window(self, part: str) -> tuple[MarketData, dict[str, np.ndarray]]:
         """The market rows an env on `part` runs on and their feature rows (see module docstring).
-        The training split starts at row 0, so its warm-up is its own first bars."""
+        A split that starts at row 0 has its own first bars as warm-up."""
         start = self.start(part)
-        first = max(start - self.warmup_bars, 0) if part != "train" else 0
+        first = max(start - self.warmup_bars, 0)
         stop = start + self.splits[part].n_bars
         rows = slice(first, stop)
         features = {"instrument_features": self.instrument_features[rows],
@@ -77,13 +84,15 @@ class Workspace:
                     "regime_probs": self.features.regime_probs[rows]}
         return self.market.slice_time(first, stop), features
 
-    def env(self, part: str, num_envs: int, seed: int, episode_length: int | None = None) -> VecMarketEnv:
-        """E envs on `part` behind the risk overlay; `episode_length` 0 walks the split once from
-        its first bar (evaluation), None keeps the configured length (training)."""
+    def env(self, part: str, num_envs: int, seed: int) -> VecMarketEnv:
+        """E training envs on `part` behind the risk overlay. Episodes last `env.episode_length`
+        bars at most `curriculum.rollout_bars`: every rollout restarts the envs anyway, and
+        shorter episodes let them start anywhere in the split, its last bars included."""
         market, features = self.window(part)
-        env_config = dataclasses.replace(self.config.env, warmup_bars=self.warmup_bars)
-        if episode_length is not None:
-            env_config = dataclasses.replace(env_config, episode_length=episode_length)
+        length = self.config.env.episode_length
+        rollout = self.config.curriculum.rollout_bars
+        env_config = dataclasses.replace(self.config.env, warmup_bars=self.warmup_bars,
+                                         episode_length=min(length, rollout) if length > 0 else rollout)
         return risk_env(market, env_config, self.config.risk, num_envs, seed=seed, **features)
 
     def system(self, env: VecMarketEnv) -> HierarchicalSystem:

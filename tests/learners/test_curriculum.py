@@ -121,3 +121,20 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["training"]["world_size"] == 2
+
+
+def test_eval_backtest_replays_a_run_from_its_checkpoint(full_run, tmp_path, capsys):
+    from eval.backtest import main
+
+    run_dir, metrics = full_run
+    main([f"ckpt={run_dir}", "split=test", f"out={tmp_path / 'bt'}"])
+    summary = json.loads((tmp_path / "bt" / "summary.json").read_text())
+    assert summary["checkpoint"].endswith("phase3/checkpoints/best.ckpt")
+    assert summary["post_cost"]["sharpe"] == pytest.approx(metrics["policies"]["hierarchy"]["sharpe"], abs=1e-12)
+    assert summary["pre_cost"]["sharpe"] == pytest.approx(metrics["pre_cost"]["hierarchy"]["sharpe"], abs=1e-12)
+    assert (tmp_path / "bt" / "decisions.jsonl").exists() and (tmp_path / "bt" / "hierarchy_weights.parquet").exists()
+    main([f"ckpt={run_dir / 'phase1' / 'checkpoints' / 'best.ckpt'}", "policy=equal_weight", f"out={tmp_path / 'ew'}"])
+    ew = json.loads((tmp_path / "ew" / "summary.json").read_text())
+    assert ew["post_cost"]["sharpe"] == pytest.approx(metrics["policies"]["equal_weight"]["sharpe"], abs=1e-12)
+    with pytest.raises(SystemExit, match="unknown"):
+        main([f"ckpt={run_dir}", "splt=test"])
