@@ -103,6 +103,17 @@ class ReportOptions:
     budget: str | None = None
 
 
+def learned_crash_policy(run_dir: Path, fit_end: int):
+    """A run's learned policy (its last phase's best checkpoint) for new crash paths, its env
+    arguments on such a path (features, the regime HMM fitted before the crash window), and the
+    warm-up its walks need (see `learners.evaluation.portable_policy`)."""
+    from learners.evaluation import final_checkpoint, portable_policy, restore
+    from learners.fabric import FabricConfig, make_fabric
+
+    ctx, trained = restore(final_checkpoint(run_dir), make_fabric(FabricConfig(log_dir="")))
+    return portable_policy(ctx, trained, fit_end)
+
+
 def select_setting(groups: list[RunGroup], market: str | None, budget: str | None) -> list[RunGroup]:
     """The groups of the one (market, budget) the options name, or the only one there is."""
     chosen = [g for g in groups if market in (None, g.market) and budget in (None, g.budget)]
@@ -342,16 +353,23 @@ class Report:
         baseline_config = BaselineConfig(rebalance_every=int(run.config.get("hierarchy", {}).get("meta_period", 5)))
         policies = {p: baseline_policy(p, baseline_config, self.options.seed)
                     for p in self.baselines if p in self.options.crash_policies}
+        env_config, env_kwargs, note = run.env_config(), None, None
+        try:                              # the learned policy acts on new paths from its checkpoint
+            learned, env_kwargs, warmup = learned_crash_policy(run.path, self.options.crash_start)
+            policies = {self.learned: learned, **policies}
+            env_config = dataclasses.replace(env_config, warmup_bars=max(env_config.warmup_bars, warmup))
+        except (FileNotFoundError, KeyError, ValueError) as error:
+            note = f"Baselines only: {NAMES.get(self.learned, self.learned)}'s checkpoint did not load ({error})."
         scenarios = crash_scenarios(run.market_config().synthetic, self.options.crash_paths,
                                     np.random.default_rng(self.options.seed), self.options.crash_years,
                                     self.options.crash_start, self.options.crash_length)
-        table = crash_stress(policies, scenarios, run.env_config()).groupby("policy", sort=False).mean()
+        table = crash_stress(policies, scenarios, env_config, env_kwargs=env_kwargs)
+        table = table.groupby("policy", sort=False).mean()
         rows = [[display(p), number(r.window_return, 1, 100), number(r.calm_window_return, 1, 100),
                  number(r.crash_cost, 1, 100), number(r.max_drawdown, 1, 100), number(r.worst_bar, 2, 100)]
                 for p, r in table.iterrows()]
         header = ["Policy", r"Crash window (\%)", r"Calm twin (\%)", r"Crash cost (\%)", r"Max DD (\%)",
                   r"Worst bar (\%)"]
-        note = f"Baselines only: {NAMES.get(self.learned, self.learned)} needs its checkpoint to act on new paths."
         self.table("crash", latex.tabular(header, rows, footnote=note))
 
     def crisis_table(self) -> None:

@@ -3,9 +3,9 @@
 E envs run on the training split, env e following behaviour policy e mod B (trend following,
 mean reversion, buy-and-hold, random); the meta-controller is held at equal allocation and full
 risk appetite, as in phase 1's PPO. Each bar, each specialist's view (the same inputs
-`HierarchicalSystem.decide` gives it), the behaviour's positions as pre-squash latents
-atanh(signal), the domain's reward and the next view are recorded. A step that ends an episode
-by truncation is dropped (the autoreset has already replaced its next observation, and
+`HierarchicalSystem.decide` gives it), the behaviour's positions (clipped to +/- SIGNAL_CLIP, as
+traded) as pre-squash latents atanh(signal), the domain's reward and the next view are recorded.
+A step that ends an episode by truncation is dropped (the autoreset has already replaced its next observation, and
 bootstrapping from a wrong one would bias the critic); a ruinous step is kept as terminal.
 """
 
@@ -20,7 +20,8 @@ from hierarchy.behaviour import BEHAVIOURS, behaviour_signals
 from hierarchy.messages import compose_weights
 from hierarchy.system import HierarchicalSystem
 
-SIGNAL_CLIP = 0.995          # |signal| cap before atanh (buy-and-hold's 1.0 has no latent)
+SIGNAL_CLIP = 0.9            # |signal| cap of the behaviours' positions: buy-and-hold's 1.0 has no latent,
+#                              and near-saturated targets teach CQL's actor latents PPO can hardly move
 
 
 @dataclass
@@ -54,14 +55,14 @@ def collect_behaviour_transitions(env: VecMarketEnv, system: HierarchicalSystem,
     records: list[list[dict[str, np.ndarray]]] = [[] for _ in range(D)]
     inputs, _ = system.observe_specialists(env)
     for _ in range(steps):
-        signal = signals[env.state.bar, np.arange(E)]                      # (E, N)
+        signal = np.clip(signals[env.state.bar, np.arange(E)], -SIGNAL_CLIP, SIGNAL_CLIP)   # (E, N)
         targets = compose_weights(signal, allocation, appetite, system.domain_index,
                                   system.config.max_leverage)
         _, _, terminated, truncated, info = env.step(targets)
         env.set_guidance(allocation, appetite)
         next_inputs, _ = system.observe_specialists(env)
         keep = ~truncated | terminated
-        latent = np.arctanh(np.clip(signal, -SIGNAL_CLIP, SIGNAL_CLIP)).astype(np.float32)
+        latent = np.arctanh(signal).astype(np.float32)
         for d in range(D):
             members = system.members[d]
             records[d].append({

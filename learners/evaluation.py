@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +24,16 @@ import torch
 from lightning.fabric import Fabric
 from omegaconf import OmegaConf
 
-from eval.backtest import BacktestResult, run_schedule, scale_costs
+from envs.market_data import MarketData
+from eval.backtest import BacktestResult, Policy, run_schedule, scale_costs
 from eval.baselines import BaselineConfig, baseline_weights
+from features.pipeline import build_features
 from hierarchy.decision_log import json_ready
 from learners.checkpoints import PhaseCheckpoints
 from learners.curriculum import TrainedPolicies
-from learners.phases import RunContext, flat_agent, validate_flat, validate_system
+from learners.phases import RunContext, flat_agent, flat_decide, validate_flat, validate_system
 from learners.train_config import TrainConfig
-from learners.workspace import Workspace
+from learners.workspace import Workspace, next_return_leak
 
 TABLE_COLUMNS = ("ann_return", "ann_vol", "sharpe", "max_drawdown", "turnover", "costs")
 
@@ -156,3 +159,41 @@ def restore(checkpoint: Path, fabric: Fabric) -> tuple[RunContext, TrainedPolici
     system = ws.system(ws.env("train", 1, config.seed))
     system.load_state_dict(state["system"])
     return ctx, TrainedPolicies(system, None)
+
+
+def portable_policy(ctx: RunContext, trained: TrainedPolicies,
+                    fit_end: int) -> tuple[Policy, Callable[[MarketData], dict[str, np.ndarray]], int]:
+    """The run's trained policy on another market of its universe (a crash path, say): an
+    `eval.backtest.Policy`, the env arguments it needs on such a market (its features, computed
+    with the run's settings, the regime HMM fitted on the market's first `fit_end` bars with the
+    run's number of regimes, so the networks see inputs of the sizes they were trained on), and
+    the warm-up bars its walks need."""
+    config = ctx.config
+    features_config = dataclasses.replace(config.features, cache=False)
+    states = ctx.ws.features.regime_probs.shape[1]
+    if config.features.regime:
+        features_config = dataclasses.replace(features_config, regimes=dataclasses.replace(
+            config.features.regimes, min_states=states, max_states=states))
+
+    built: dict[int, tuple[MarketData, dict[str, np.ndarray]]] = {}     # per market: every policy walks it
+
+    def env_kwargs(market: MarketData) -> dict[str, np.ndarray]:
+        if id(market) not in built:
+            features = build_features(market, features_config, train_end=fit_end)
+            instrument = features.instrument_features
+            if config.leak_next_return:
+                instrument = np.concatenate([instrument, next_return_leak(market, config.env.execution)], axis=-1)
+            built[id(market)] = market, {"instrument_features": instrument, "regime_probs": features.regime_probs,
+                                         "global_features": features.global_features}
+        return built[id(market)][1]
+
+    system = trained.system
+
+    def policy(market: MarketData, first_bar: int) -> Callable:
+        if system is None:
+            return flat_decide(trained.flat, config.hierarchy.max_leverage)
+        system.eval()
+        system.bind(1)
+        return lambda env: system.decide(env, deterministic=True).target_weights
+
+    return policy, env_kwargs, ctx.ws.warmup_bars

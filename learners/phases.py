@@ -34,6 +34,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from buffers.replay import ReplayBuffer
 from buffers.rollout import RolloutBuffer
+from envs.vec_env import VecMarketEnv
 from eval.backtest import BacktestResult, run, run_system, scale_costs
 from hierarchy.agents import FlatAgent, MetaAgent, SpecialistPolicy
 from hierarchy.networks import FlatPolicy
@@ -175,14 +176,17 @@ def validate_flat(ws: Workspace, agent: FlatAgent, part: str = "validation",
     market, features = ws.window(part)
     market = scale_costs(market, cost_factor) if cost_factor != 1.0 else market
     env_config = dataclasses.replace(ws.config.env, warmup_bars=ws.warmup_bars)
-    max_leverage = ws.config.hierarchy.max_leverage
+    decide = flat_decide(agent, ws.config.hierarchy.max_leverage)
+    return run("flat_ppo", market, env_config, decide, limits=ws.config.risk, **features)
 
-    def decide(env) -> np.ndarray:
+
+def flat_decide(agent: FlatAgent, max_leverage: float) -> Callable[[VecMarketEnv], np.ndarray]:
+    """The flat policy's deterministic decision (its latent means) for a one-env walk."""
+    def decide(env: VecMarketEnv) -> np.ndarray:
         with torch.no_grad():
             mean, _ = agent.policy(torch.as_tensor(env.observation, dtype=torch.float32))
         return flat_weights(mean, max_leverage)
-
-    return run("flat_ppo", market, env_config, decide, limits=ws.config.risk, **features)
+    return decide
 
 
 # ---------------------------------------------------------------------- the phases

@@ -8,7 +8,7 @@ import torch
 from envs.config import EnvConfig
 from envs.synthetic import SyntheticConfig, generate
 from envs.vec_env import VecMarketEnv
-from hierarchy.offline import collect_behaviour_transitions
+from hierarchy.offline import SIGNAL_CLIP, collect_behaviour_transitions
 from hierarchy.system import HierarchicalSystem, HierarchyConfig
 
 
@@ -30,14 +30,14 @@ def test_one_dataset_per_domain_with_consistent_shapes(collected):
     assert M == 8 * 70 - truncations
     assert forex.latent_action.shape == (M, 3) and forex.instrument_obs.shape[:2] == (M, 3)
     assert forex.next_domain_obs.shape == forex.domain_obs.shape
-    assert np.isfinite(forex.latent_action).all() and np.abs(np.tanh(forex.latent_action)).max() <= 0.995 + 1e-6
+    assert np.isfinite(forex.latent_action).all() and np.abs(np.tanh(forex.latent_action)).max() <= SIGNAL_CLIP + 1e-6
     assert set(np.unique(forex.behaviour)) == {0, 1, 2, 3}
 
 
 def test_buy_and_hold_rows_are_long(collected):
     _, _, data = collected
     equity = data["equity"]
-    assert np.allclose(np.tanh(equity.latent_action[equity.behaviour == 2]), 0.995, atol=1e-6)
+    assert np.allclose(np.tanh(equity.latent_action[equity.behaviour == 2]), SIGNAL_CLIP, atol=1e-6)
 
 
 def test_next_observation_is_the_following_bars_observation():

@@ -138,3 +138,13 @@ def test_eval_backtest_replays_a_run_from_its_checkpoint(full_run, tmp_path, cap
     assert ew["post_cost"]["sharpe"] == pytest.approx(metrics["policies"]["equal_weight"]["sharpe"], abs=1e-12)
     with pytest.raises(SystemExit, match="unknown"):
         main([f"ckpt={run_dir}", "splt=test"])
+
+
+def test_the_report_scores_the_learned_policy_on_crash_paths(full_run, tmp_path):
+    from eval.report import main
+
+    run_dir, _ = full_run
+    main([str(run_dir), "--out", str(tmp_path / "paper"), "--resamples", "100", "--crash-paths", "1",
+          "--crash-policies", "equal_weight"])
+    crash = (tmp_path / "paper" / "tables" / "crash.tex").read_text()
+    assert "Hierarchy" in crash and "Equal weight" in crash and "did not load" not in crash
