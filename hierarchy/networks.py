@@ -21,7 +21,7 @@ from torch.distributions import Normal
 from hierarchy.distributions import AllocationDistribution, pack_action
 from learners.networks import LOG_STD_MAX, LOG_STD_MIN, layer_init, mlp
 
-INITIAL_APPETITE = 0.95      # the meta-controller's risk appetite before it has learned
+INITIAL_APPETITE = 0.99      # the meta-controller's risk appetite before it has learned (phase 1 held 1.0)
 
 
 def tanh_mlp(in_dim: int, hidden: int, out_dim: int, out_gain: float) -> nn.Sequential:
