@@ -107,21 +107,24 @@ class CQLLearner(SACLearner):
 
     def penalties(self, batch: Transitions, random_actions: Tensor, policy_actions: Tensor,
                   policy_log_prob: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(Q_1, Q_2 at the dataset's actions (B,), CQL(H)'s penalty of Q_1, of Q_2): each critic
-        evaluated once, at s, on the data action and the 3 N sampled actions of every state."""
+        """(Q_1, Q_2 at the dataset's actions (B,), CQL(H)'s penalty of Q_1, of Q_2), all at s. The
+        critics take one pass per source of actions (data, random, current, next policy): on CPU,
+        four passes run faster than one over the concatenation (B + 3 B N rows), whose hidden
+        activations no longer fit in the cache."""
         cfg, n, B = self.cql, self.cql.cql_n_actions, batch.actions.shape[0]
         obs_n = _repeat(batch.obs, n)
+        current_actions, next_actions = policy_actions.split(B * n)
         with self.fabric.autocast():
-            q_all = self.agent.q_values(tree_cat([batch.obs, obs_n, obs_n, obs_n]),
-                                        torch.cat([batch.actions, random_actions, policy_actions]))
+            q_data = self.agent.q_values(batch.obs, batch.actions)                       # 2 x (B,)
+            q_random, q_current, q_next = (self.agent.q_values(obs_n, actions)            # 2 x (B N,) each
+                                           for actions in (random_actions, current_actions, next_actions))
         log_prob_current, log_prob_next = policy_log_prob.float().view(2, B, n)
-        out = []
-        for q in q_all:
-            q_data, q_random, q_current, q_next = q.float().split([B, B * n, B * n, B * n])
-            out.append((q_data, cql_penalty(q_data, q_random.view(B, n), q_current.view(B, n), q_next.view(B, n),
-                                            log_prob_current, log_prob_next, self.action_dim * math.log(0.5),
-                                            cfg.cql_temperature, cfg.importance_sample)))
-        (q1_data, penalty1), (q2_data, penalty2) = out
+        q1_data, q2_data = (q.float() for q in q_data)
+        penalty1, penalty2 = (
+            cql_penalty(q_data[i].float(), q_random[i].float().view(B, n), q_current[i].float().view(B, n),
+                        q_next[i].float().view(B, n), log_prob_current, log_prob_next,
+                        self.action_dim * math.log(0.5), cfg.cql_temperature, cfg.importance_sample)
+            for i in range(2))
         return q1_data, q2_data, penalty1, penalty2
 
     def update(self, batch: Transitions) -> dict[str, float]:

@@ -1,5 +1,5 @@
-"""The CQL(H) penalty on a tiny case, its batched evaluation against separate critic passes,
-and a CQL update on a small dataset."""
+"""The CQL(H) penalty on a tiny case, the learner's sampled actions and penalties against a
+source-by-source reference, and a CQL update on a small dataset."""
 
 import math
 
@@ -40,7 +40,7 @@ def test_cql_is_conservative_on_actions_outside_the_data():
     assert q_far < q_data - 0.5
 
 
-def test_one_batched_critic_pass_gives_the_penalties_of_separate_passes():
+def test_penalty_samples_come_from_their_states_and_enter_with_their_own_log_densities():
     torch.manual_seed(0)
     B, n, A = 8, 4, 2
     agent = SquashedGaussianAgent(3, A, (16, 16))
