@@ -58,8 +58,8 @@ class SpecialistStep:
     allocation: Tensor        # (E,)
     appetite: Tensor          # (E,)
     latent: Tensor            # (E, n_d) pre-squash positions
-    log_prob: Tensor          # (E,)
-    value: Tensor             # (E,)
+    log_prob: Tensor          # (E,) of the latent (zero when the specialists acted deterministically)
+    value: Tensor             # (E,) V(obs) (zero when the specialists acted deterministically)
 
 
 @dataclass
@@ -192,9 +192,11 @@ class HierarchicalSystem(nn.Module):
             given = allocation_t[:, d]
             dist = specialist.distribution(domain_obs, instrument_obs, given, appetite_t)
             latent = dist.mean if specialists_deterministic else dist.sample()
-            steps.append(SpecialistStep(domain_obs, instrument_obs, given, appetite_t, latent,
-                                        dist.log_prob(latent).sum(-1),
-                                        specialist.value(domain_obs, given, appetite_t)))
+            if specialists_deterministic:   # nothing learns from this step: no log-prob or value to compute
+                log_prob = value = torch.zeros(E)
+            else:
+                log_prob, value = dist.log_prob(latent).sum(-1), specialist.value(domain_obs, given, appetite_t)
+            steps.append(SpecialistStep(domain_obs, instrument_obs, given, appetite_t, latent, log_prob, value))
             signals[:, self.members[d]] = torch.tanh(latent).double().numpy()
         targets = compose_weights(signals, self.allocation, self.appetite, self.domain_index,
                                   self.config.max_leverage)
