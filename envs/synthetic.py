@@ -295,10 +295,11 @@ def generate(config: SyntheticConfig | None = None, costs: CostConfig | None = N
     forced = np.append(forced_path(config.forced_regimes, T), -1)
     regime = _markov_path(transition, int(rng.choice(3, p=pi)), rng.random(n_bars), forced)
     gaussian = rng.standard_normal((n_bars, N))
-    correlated = np.empty_like(gaussian)
-    for k in range(3):
-        rows = regime == k
-        correlated[rows] = gaussian[rows] @ cholesky[k].T
+    # every regime's product over all bars, then pick: a product over only the rows of a regime
+    # rounds differently with the number of rows (BLAS blocking), so a forced window would change
+    # the unforced bars of its twin in the last bit
+    by_regime = np.stack([gaussian @ cholesky[k].T for k in range(3)])        # (K, T+1, N)
+    correlated = by_regime[regime, np.arange(n_bars)]
     df = config.tail_df
     mixing = np.sqrt((df - 2.0) / rng.chisquare(df, size=n_bars))      # shared: tail dependence
     shocks = correlated * mixing[:, None]                                # (T+1, N), unit variance
