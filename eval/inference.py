@@ -27,10 +27,15 @@ def paired_sharpe_tests(policy: np.ndarray, baselines: dict[str, np.ndarray], n_
                         seed: int | np.random.Generator = 0,
                         periods_per_year: float = metrics.TRADING_DAYS) -> pd.DataFrame:
     """Rows: baselines; columns: the annualised Sharpe difference policy - baseline, Memmel's
-    p-value, and the Ledoit-Wolf bootstrap p-value and 95 % interval of the difference."""
+    p-value, and the Ledoit-Wolf bootstrap p-value and 95 % interval of the difference; NaN in
+    a row where either series is constant (a book that never trades has no Sharpe ratio)."""
     rng = np.random.default_rng(seed)
     rows = {}
     for name, baseline in baselines.items():
+        if np.ptp(policy) == 0 or np.ptp(baseline) == 0:
+            rows[name] = dict.fromkeys(("sharpe_difference", "memmel_p", "ledoit_wolf_p", "ledoit_wolf_low",
+                                        "ledoit_wolf_high"), np.nan)
+            continue
         closed_form = memmel_test(policy, baseline, periods_per_year=periods_per_year)
         robust = ledoit_wolf_test(policy, baseline, n_resamples=n_resamples, seed=rng,
                                   periods_per_year=periods_per_year)

@@ -41,6 +41,7 @@ class SharpeInference:
     statistic: float                  # estimate / standard_error
     p_value: float
     interval: tuple[float, float]
+    resamples: int = 0                # bootstrap resamples behind p and the interval (0: closed form)
 
 
 def _excess_returns(columns: list[np.ndarray], risk_free: float, periods_per_year: float) -> np.ndarray:
@@ -89,7 +90,8 @@ def _moments_and_gradient(excess: np.ndarray, signs: np.ndarray) -> tuple[np.nda
     mean = y.mean(axis=-2)
     mu, gamma = mean[..., :k], mean[..., k:]
     sigma3 = (gamma - mu**2) ** 1.5
-    gradient = np.concatenate([signs * gamma / sigma3, -signs * mu / (2.0 * sigma3)], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):     # a constant series: NaN, no Sharpe ratio
+        gradient = np.concatenate([signs * gamma / sigma3, -signs * mu / (2.0 * sigma3)], axis=-1)
     return y, gradient
 
 
@@ -141,7 +143,8 @@ def _resampled_t_statistics(excess: np.ndarray, signs: np.ndarray, theta: float,
     """(R,) |theta* - theta| / se* over circular-block resamples of `excess` (T, k), each cut to
     its l = T // b whole blocks; se* = sqrt(g*' Psi* g* / (l b)) with the block-bootstrap
     covariance Psi* = mean over blocks j of zeta_j zeta_j', zeta_j = sqrt(b) (block mean of y* -
-    mean of y*) (Ledoit & Wolf 2008, §3.2)."""
+    mean of y*) (Ledoit & Wolf 2008, §3.2). NaN for a resample in which a series is constant (its
+    blocks all drawn from a flat stretch, say a book out of the market): it has no Sharpe ratio."""
     n_blocks = excess.shape[0] // block
     kept = n_blocks * block
     draws = CircularBlockBootstrap(block, excess, seed=np.random.default_rng(seed)).bootstrap(n_resamples)
@@ -155,7 +158,8 @@ def _resampled_t_statistics(excess: np.ndarray, signs: np.ndarray, theta: float,
         zeta = np.sqrt(block) * (y_star - y_star.mean(axis=1, keepdims=True)).reshape(
             count, n_blocks, block, -1).mean(axis=2)                           # (c, l, 2k)
         se_star = np.sqrt(np.mean(np.einsum("clm,cm->cl", zeta, g_star) ** 2, axis=1) / kept)
-        t_star[start:start + count] = np.abs(theta_star - theta) / se_star
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_star[start:start + count] = np.abs(theta_star - theta) / se_star
     return t_star
 
 
@@ -166,8 +170,12 @@ def _studentised_bootstrap(excess: np.ndarray, signs: np.ndarray, periods_per_ye
     """Ledoit & Wolf (2008, §3.2) for theta = sum_i signs_i SR_i of the columns of `excess`: the
     observed theta is studentised with the HAC standard error, each resample with its
     block-bootstrap one. p = (1 + #{t* >= |theta| / se}) / (R + 1); the interval is
-    theta +- q se, q the `confidence` quantile of t*."""
+    theta +- q se, q the `confidence` quantile of t*. Resamples without a t* (a constant series)
+    are left out and `resamples` counts those kept; a constant observed series is an error."""
     n_bars = excess.shape[0]
+    constant = np.flatnonzero(excess.std(axis=0) == 0)
+    if constant.size:
+        raise ValueError(f"series {constant[0]} is constant over its {n_bars} bars: it has no Sharpe ratio")
     block = sharpe_block_length(excess) if block_length is None else int(block_length)
     if block < 1 or n_bars // block < 2:
         raise ValueError(f"block_length must be in 1 .. {n_bars // 2} for {n_bars} bars, got {block_length}")
@@ -177,13 +185,18 @@ def _studentised_bootstrap(excess: np.ndarray, signs: np.ndarray, periods_per_ye
     y, gradient = _moments_and_gradient(excess, signs)
     se = np.sqrt(gradient @ _long_run_covariance(y - y.mean(axis=0)) @ gradient / n_bars)
     t_star = _resampled_t_statistics(excess, signs, theta, block, n_resamples, seed, chunk_size)
+    t_star = t_star[np.isfinite(t_star)]
+    if t_star.size == 0:
+        raise ValueError(f"each of the {n_resamples} block resamples (block {block}) holds a constant "
+                         f"series: too few bars that move for this block length")
 
-    p_value = (1.0 + np.sum(t_star >= abs(theta) / se)) / (n_resamples + 1.0)
+    p_value = (1.0 + np.sum(t_star >= abs(theta) / se)) / (t_star.size + 1.0)
     q = np.quantile(t_star, confidence)
     scale = np.sqrt(periods_per_year)
     return SharpeInference(estimate=float(theta * scale), standard_error=float(se * scale),
                            statistic=float(theta / se), p_value=float(p_value),
-                           interval=(float((theta - q * se) * scale), float((theta + q * se) * scale)))
+                           interval=(float((theta - q * se) * scale), float((theta + q * se) * scale)),
+                           resamples=int(t_star.size))
 
 
 def ledoit_wolf_test(strategy: np.ndarray, baseline: np.ndarray, block_length: int | None = None,

@@ -59,3 +59,9 @@ def test_seed_aggregate_by_hand():
     assert single["mean"] == 0.7 and np.isnan(single["std"]) and np.isnan(single["iqm_low"])
     with pytest.raises(ValueError, match="non-empty finite"):
         seed_aggregate(np.array([1.0, np.nan]))
+
+
+def test_paired_tests_leave_a_constant_series_out_as_nan(returns):
+    table = paired_sharpe_tests(returns[:, 0], {"flat": np.zeros(len(returns)), "b": returns[:, 2]},
+                                n_resamples=100, seed=5)
+    assert table.loc["flat"].isna().all() and table.loc["b"].notna().all()

@@ -1,6 +1,8 @@
 """Paired Sharpe-difference tests: Memmel's closed form by hand and in size, the Ledoit-Wolf
 bootstrap against the closed form where both hold and where only the bootstrap does."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -133,3 +135,27 @@ def test_bad_input_names_the_problem():
         ledoit_wolf_test(np.ones(10), np.r_[np.ones(3), np.nan, np.ones(6)])
     with pytest.raises(ValueError, match="block_length must be in 1 .. 50"):
         sharpe_confidence_interval(np.random.default_rng(0).normal(size=100), block_length=60)
+
+
+def test_resamples_of_a_flat_stretch_are_left_out_not_poisoning_the_interval():
+    # a book that trades for 60 bars and then sits out of the market: blocks of 40 drawn from the
+    # flat stretch make constant resamples, which have no Sharpe ratio and must not turn p and the
+    # interval into NaN
+    rng = np.random.default_rng(4)
+    active = np.r_[rng.normal(0.001, 0.01, 60), np.zeros(440)]
+    baseline = rng.normal(0.0003, 0.01, 500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        single = sharpe_confidence_interval(active, block_length=40, n_resamples=400, seed=1)
+        paired = ledoit_wolf_test(active, baseline, block_length=40, n_resamples=400, seed=1)
+    for result in (single, paired):
+        assert 0 < result.resamples < 400 and np.all(np.isfinite(result.interval))
+        assert result.p_value * (result.resamples + 1) == pytest.approx(round(result.p_value * (result.resamples + 1)))
+    # P(all 12 blocks start in the flat stretch) ~ (400 / 500)^12 ~ 7 %
+    assert 0.01 < 1 - single.resamples / 400 < 0.2
+
+
+def test_a_constant_series_has_no_sharpe_ratio_to_test():
+    returns = np.random.default_rng(0).normal(size=100)
+    with pytest.raises(ValueError, match="series 1 is constant over its 100 bars"):
+        ledoit_wolf_test(returns, np.zeros(100), n_resamples=50)
