@@ -85,8 +85,9 @@ def run_walk_forward(ctx: RunContext) -> dict:
         if ctx.fabric.global_rank != 0:
             continue
         results = policy_results(fold_ctx, trained, "test")
-        records.append({"test_start": str(splits.test.timestamps[0]), "test_end": str(splits.test.timestamps[-1]),
-                        "train_start": str(splits.train.timestamps[0]), "train_end": str(splits.train.timestamps[-1]),
+        test, train = splits.test.timestamps, splits.train.timestamps
+        records.append({"test_start": str(test[0].date()), "test_end": str(test[-1].date()),
+                        "train_start": str(train[0].date()), "train_end": str(train[-1].date()),
                         "policies": {r.name: r.summary() for r in results}})
         for result in results:
             stitched.setdefault(result.name, []).append(pd.Series(result.returns, index=result.timestamps))

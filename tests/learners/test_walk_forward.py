@@ -47,5 +47,7 @@ def test_a_walk_forward_run_stitches_its_out_of_sample_windows(tmp_path):
     assert len(returns) == 2 * 62 and returns.index.is_monotonic_increasing
     first, second = record["folds"]
     assert pd.Timestamp(first["test_end"]) < pd.Timestamp(second["test_start"])
+    # the fold's windows are days of the returns' calendar (the paper tables print them as such)
+    assert first["test_end"] == str(returns.index[61].date()) and len(first["train_end"]) == len("2028-01-31")
     assert np.isfinite(returns.to_numpy()).all()
     assert (tmp_path / "run" / "walk_forward" / "fold_1" / "phase1" / "checkpoints" / "best.ckpt").exists()
