@@ -48,12 +48,18 @@ APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninterac
 PAPER_BUDGET ?= paper
 PAPER_SWEEP := runs/paper/multirun_$(shell date +%Y-%m-%d_%H-%M-%S)
 REPORT_ARGS ?=
+# every run also retrains on the last WALK_FORWARD_FOLDS walk-forward folds (252 bars in, 63 out,
+# step 63), each at WALK_FORWARD_SCALE of the budget's env steps, for the walk-forward table
+WALK_FORWARD_FOLDS ?= 4
+WALK_FORWARD_SCALE ?= 0.25
 
 .PHONY: paper paper-experiments
 
 paper-experiments: setup
 	$(PY) -m learners.train -m phase=all ablation=full,no_meta,no_cql,no_sentiment,no_regime,no_risk_penalty,flat_ppo \
-		seed=0,1,2,3,4 budget=$(PAPER_BUDGET) experiment=paper hydra.sweep.dir=$(PAPER_SWEEP)
+		seed=0,1,2,3,4 budget=$(PAPER_BUDGET) experiment=paper hydra.sweep.dir=$(PAPER_SWEEP) \
+		evaluation.walk_forward.enabled=true evaluation.walk_forward.folds=$(WALK_FORWARD_FOLDS) \
+		evaluation.walk_forward.steps_scale=$(WALK_FORWARD_SCALE)
 	$(PY) -m eval.report $(PAPER_SWEEP) $(REPORT_ARGS)
 
 paper:
