@@ -48,8 +48,8 @@ APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninterac
 PAPER_BUDGET ?= paper
 PAPER_SWEEP := runs/paper/multirun_$(shell date +%Y-%m-%d_%H-%M-%S)
 REPORT_ARGS ?=
-# every run also retrains on the last WALK_FORWARD_FOLDS walk-forward folds (252 bars in, 63 out,
-# step 63), each at WALK_FORWARD_SCALE of the budget's env steps, for the walk-forward table
+# every run also retrains on the last WALK_FORWARD_FOLDS walk-forward folds (windows from
+# evaluation.walk_forward), each at WALK_FORWARD_SCALE of the budget's env steps, for the walk-forward table
 WALK_FORWARD_FOLDS ?= 4
 WALK_FORWARD_SCALE ?= 0.25
 

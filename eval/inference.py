@@ -31,8 +31,9 @@ def paired_sharpe_tests(policy: np.ndarray, baselines: dict[str, np.ndarray], n_
     a row where either series is constant (a book that never trades has no Sharpe ratio)."""
     rng = np.random.default_rng(seed)
     rows = {}
+    policy_is_constant = np.ptp(policy) == 0
     for name, baseline in baselines.items():
-        if np.ptp(policy) == 0 or np.ptp(baseline) == 0:
+        if policy_is_constant or np.ptp(baseline) == 0:
             rows[name] = dict.fromkeys(("sharpe_difference", "memmel_p", "ledoit_wolf_p", "ledoit_wolf_low",
                                         "ledoit_wolf_high"), np.nan)
             continue
