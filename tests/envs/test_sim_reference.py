@@ -76,6 +76,55 @@ def test_numba_and_numpy_steps_agree(market, execution):
     assert liquidated > 0 and terminated > 0
 
 
+STAGES = ("_mark_to_fill", "_fill", "_mark_to_close", "_book")
+
+
+def run_stage(module, name, targets, env, state, out):
+    """Stage `name` of `module` (`kernels` or `reference`, which share the stages' signatures)."""
+    args = {"_mark_to_fill": (env.tables, state, out),
+            "_fill": (targets, env.tables, env.costs, env.params, state, out),
+            "_mark_to_close": (env.tables, env.costs, env.params, state, out),
+            "_book": (env.params, env.domain_index, state, out)}[name]
+    getattr(module, name)(*args)
+
+
+def test_each_stage_agrees_with_the_kernel_stage_of_its_name(market):
+    """Every stage of the numpy step, run on the state the kernel's stages leave before it, does
+    what the kernel's stage of the same name does, intermediate outputs included (e.g. the money
+    in `instrument_reward` before `_book` divides it by equity), so a disagreement is pinned to
+    one stage."""
+    E, N = 64, market.n_instruments
+    env = VecMarketEnv(market, EnvConfig(episode_length=0, max_leverage=40.0, liquidation_fee_bps=5.0),
+                       num_envs=E, seed=0)
+    env.reset(seed=0)
+    rng = np.random.default_rng(6)
+    scale = np.geomspace(0.1, 40.0, E)[:, None]
+    liquidated = terminated = 0
+    for _ in range(300):
+        if env.outputs.terminated.any():
+            break
+        targets = scale * rng.uniform(-1.0, 1.0, (E, N))
+        targets[rng.random((E, N)) < 0.2] = np.nan
+        for stage in STAGES:
+            state: EnvState = copied(env.state)
+            out: StepOutputs = copied(env.outputs)
+            run_stage(kernels, stage, targets, env, env.state, env.outputs)
+            run_stage(reference, stage, targets, env, state, out)
+            for name, fast, plain in zip(StepOutputs._fields, env.outputs, out):
+                money = name in ("pnl", "costs", "equity", "fill_equity", "instrument_reward")
+                np.testing.assert_allclose(fast, plain, rtol=1e-9, atol=1e-6 if money else 1e-10,
+                                           err_msg=f"{stage}: {name}")
+            for name, fast, plain in zip(EnvState._fields, env.state, state):
+                np.testing.assert_allclose(fast, plain, rtol=1e-9, atol=1e-6, err_msg=f"{stage}: {name}")
+        observation = env.observation.copy()
+        kernels.write_observations(np.arange(E), env.tables, env.params, env.domain_index, env.state,
+                                   env.observation)
+        reference.write_observations(env.tables, env.params, env.domain_index, env.state, observation)
+        np.testing.assert_allclose(env.observation, observation, rtol=1e-5, atol=1e-6)
+        liquidated += env.outputs.liquidated.sum()
+        terminated += env.outputs.terminated.sum()
+    assert liquidated > 0 and terminated > 0
+
 def test_no_trade_on_a_forward_filled_bar(market):
     """A decision whose fill bar is stale keeps the position as it is, drifted."""
     t = int(STALE_BARS[3]) - 1                                  # next_open fills at the stale bar
