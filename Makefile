@@ -44,7 +44,7 @@ clean:
 LATEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 # The sweep behind the paper: every ablation x 5 seeds at this budget (a small one: PAPER_BUDGET=smoke),
-# into one sweep folder, then the report on it (REPORT_ARGS, e.g. --resamples 1000).
+# into one sweep folder, then the report on it (REPORT_ARGS: hydra keys of eval.report, e.g. resamples=1000).
 PAPER_BUDGET ?= paper
 PAPER_SWEEP := runs/paper/multirun_$(shell date +%Y-%m-%d_%H-%M-%S)
 REPORT_ARGS ?=
@@ -60,11 +60,11 @@ paper-experiments: setup
 		seed=0,1,2,3,4 budget=$(PAPER_BUDGET) experiment=paper hydra.sweep.dir=$(PAPER_SWEEP) \
 		evaluation.walk_forward.enabled=true evaluation.walk_forward.folds=$(WALK_FORWARD_FOLDS) \
 		evaluation.walk_forward.steps_scale=$(WALK_FORWARD_SCALE)
-	$(PY) -m eval.report $(PAPER_SWEEP) $(REPORT_ARGS)
+	$(PY) -m eval.report runs=$(PAPER_SWEEP) $(REPORT_ARGS)
 
 paper:
 	@test -f paper/tables/macros.tex || { echo "make paper: paper/tables/macros.tex is missing; the tables are" \
-		"generated: run 'make paper-experiments' (or python -m eval.report runs/<sweep>) first" >&2; exit 1; }
+		"generated: run 'make paper-experiments' (or python -m eval.report runs=runs/<sweep>) first" >&2; exit 1; }
 	@command -v pdflatex > /dev/null && command -v latexmk > /dev/null || \
 		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(LATEX_PACKAGES); }
 	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error main.tex && latexmk -c -silent main.tex

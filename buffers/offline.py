@@ -9,7 +9,6 @@ and its shape is kept in the file's metadata.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch import Tensor
 
 from buffers.replay import Transitions
 from buffers.tree import Obs, as_tensor_obs, leading_size, tree_cat, tree_map, tree_map2
+from storage.atomic import atomic_path
 
 
 def _flatten(transitions: Transitions) -> dict[str, np.ndarray]:
@@ -84,21 +84,20 @@ class OfflineDataset:
     def save(self, path: str | Path) -> None:
         """Write to `path` (.npz or .parquet), atomically (temporary file, then rename)."""
         path = Path(path)
-        leaves = _flatten(self.transitions)
-        tmp = path.with_name(path.name + ".tmp")
-        if path.suffix == ".npz":
-            with open(tmp, "wb") as f:
-                np.savez(f, episode_returns=self.episode_returns, **leaves)
-        elif path.suffix == ".parquet":
-            columns = {name: pa.FixedSizeListArray.from_arrays(v.reshape(-1), int(np.prod(v.shape[1:])))
-                       if v.ndim > 1 else pa.array(v) for name, v in leaves.items()}
-            meta = {"shapes": {name: list(v.shape[1:]) for name, v in leaves.items()},
-                    "episode_returns": self.episode_returns.tolist()}
-            table = pa.table(columns).replace_schema_metadata({"offline_dataset": json.dumps(meta)})
-            pq.write_table(table, tmp)
-        else:
+        if path.suffix not in (".npz", ".parquet"):
             raise ValueError(f"{path}: offline datasets are saved as .npz or .parquet, not '{path.suffix}'")
-        os.replace(tmp, path)
+        leaves = _flatten(self.transitions)
+        with atomic_path(path) as tmp:
+            if path.suffix == ".npz":
+                with open(tmp, "wb") as f:
+                    np.savez(f, episode_returns=self.episode_returns, **leaves)
+            else:
+                columns = {name: pa.FixedSizeListArray.from_arrays(v.reshape(-1), int(np.prod(v.shape[1:])))
+                           if v.ndim > 1 else pa.array(v) for name, v in leaves.items()}
+                meta = {"shapes": {name: list(v.shape[1:]) for name, v in leaves.items()},
+                        "episode_returns": self.episode_returns.tolist()}
+                table = pa.table(columns).replace_schema_metadata({"offline_dataset": json.dumps(meta)})
+                pq.write_table(table, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> OfflineDataset:

@@ -15,10 +15,7 @@ runs/bench/envs.json, a list of rows, atomically.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +29,7 @@ from envs.config import EnvConfig
 from envs.market_data import MarketData
 from envs.synthetic import SyntheticConfig, generate
 from envs.vec_env import VecMarketEnv
+from storage.atomic import write_json
 
 BURST_SECONDS = 0.25
 BURSTS = 3
@@ -123,13 +121,6 @@ def anytrading_row() -> dict | None:
     return row("gym-anytrading", 1, 1, best_rate(step, restart, max_steps=len(data) - 20))
 
 
-def atomic_write_json(path: Path, payload: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(payload, handle, indent=1)
-    os.replace(handle.name, path)
-
-
 def print_table(rows: list[dict]) -> None:
     print(f"{'impl':<15}{'E':>6}{'N':>5}{'env-steps/s':>14}{'instr-steps/s':>15}{'obs':>7}{'B/env':>9}")
     for r in rows:
@@ -158,7 +149,7 @@ def main() -> None:
         peer = anytrading_row()
         rows += [peer] if peer else []
     print_table(rows)
-    atomic_write_json(args.output, rows)
+    write_json(args.output, rows, indent=1)
     print(f"wrote {args.output}")
 
 

@@ -165,6 +165,21 @@ class VecMarketEnv(VectorEnv):
         """(E,) current drawdown from the episode's peak equity."""
         return 1.0 - self.state.equity / self.state.peak_equity
 
+    def covariance(self) -> np.ndarray:
+        """(E, N, N) covariance of one bar's returns at each env's current bar, from the EWMA bar
+        volatilities and, when the meta observation carries instrument correlations, their EWMA
+        correlations (else zero correlation); causal, like every table row at the bar."""
+        bar = self.state.bar                                                  # (E,)
+        vol = self.tables.bar_vol[bar]                                        # (E, N)
+        E, N = vol.shape
+        correlation = np.broadcast_to(np.eye(N), (E, N, N)).copy()
+        if self.config.meta_correlation == "instruments" and N > 1:
+            upper = np.triu_indices(N, k=1)
+            triangle = self.tables.global_observation[bar, : len(upper[0])]   # (E, N(N-1)/2)
+            correlation[:, upper[0], upper[1]] = triangle
+            correlation[:, upper[1], upper[0]] = triangle
+        return vol[:, :, None] * correlation * vol[:, None, :]
+
     # ------------------------------------------------------------------ internals
     def _start(self, envs: np.ndarray) -> None:
         config, T = self.config, self.market.n_bars

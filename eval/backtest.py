@@ -1,9 +1,18 @@
-"""Backtests: a policy or a weight schedule walked once through a split in the simulator.
+"""Backtests: a policy or a weight schedule walked once through a split in the simulator, a
+run's own policies and baselines walked through a split of its workspace, and the writer of a
+run's evaluation.
 
 Every strategy runs in the same `VecMarketEnv` with the same costs (one env, `episode_length=0`:
 the whole split from `warmup_bars`, deterministically). Pre-cost and cost-stress runs scale the
 trading costs (spread, commission, slippage, impact and the financing spread over the short
 rate); funding leverage at the short rate itself is a return, not a trading cost, and stays.
+
+    python -m eval.backtest ckpt=<run folder or .ckpt> [split=test] [policy=learned|<baseline>] [out=<folder>]
+
+replays a run's trained policy (its last finished phase's best checkpoint, or the checkpoint
+given) or any baseline once through a split of the run's market, post-cost and pre-cost, and
+writes the daily returns, weights, costs and contributions as Parquet, the hierarchy's decision
+log and summary.json to `out` (default `<run>/backtest/<split>/`).
 """
 
 from __future__ import annotations
@@ -14,8 +23,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pandas as pd
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from envs.config import EnvConfig
 from envs.costs import InstrumentCosts
@@ -23,10 +35,17 @@ from envs.market_data import MarketData
 from envs.state import COST_KINDS
 from envs.vec_env import VecMarketEnv
 from eval import metrics
+from eval.baselines import BASELINES, BaselineConfig, baseline_weights
+from hierarchy.agents import FlatAgent, flat_decide
 from hierarchy.decision_log import DecisionLog
-from hierarchy.risk_hook import risk_env
 from hierarchy.system import HierarchicalSystem
+from learners.run.config import SPLITS, TrainConfig
+from learners.run.folder import PRE_COST, EvaluationRecord, RunFolder, TrainingRecord, write_frames
+from learners.run.restore import LEARNED_POLICIES, Policies, restore
+from learners.run.workspace import Workspace
+from risk.env_hook import risk_env
 from risk.limits import RiskLimits
+from storage.atomic import json_ready, write_json
 
 # nominal costs times these: pre-cost, nominal, double and triple (the cost stress test)
 COST_FACTORS: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
@@ -75,14 +94,6 @@ class BacktestResult:
             "costs": pd.DataFrame(self.costs, index=index, columns=list(COST_KINDS)),
             "contributions": pd.DataFrame(self.contributions, index=index, columns=list(symbols)),
         }
-
-    def write(self, folder: str | Path, symbols: tuple[str, ...]) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, frame in self.frames(symbols).items():
-            tmp = folder / f".{self.name}_{name}.parquet.tmp"
-            frame.to_parquet(tmp)
-            tmp.replace(folder / f"{self.name}_{name}.parquet")
 
 
 Decide = Callable[[VecMarketEnv], np.ndarray]
@@ -208,43 +219,137 @@ def replay_schedule(weights: pd.DataFrame, turnover: pd.Series, market: MarketDa
     return schedule, int(rows[0] - 1)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m eval.backtest ckpt=<run folder or .ckpt> [split=test] [policy=learned] [out=...]`
+# ---------------------------------------------------------------------- a run's policies
+def _walk_split(ws: Workspace, part: str, cost_factor: float) -> tuple[MarketData, dict[str, np.ndarray]]:
+    """The market rows and env features of a walk through split `part`, trading costs scaled."""
+    market, features = ws.window(part)
+    return (scale_costs(market, cost_factor) if cost_factor != 1.0 else market), features
 
-    Walks a run's trained policy (its last finished phase's best checkpoint, or the checkpoint
-    given) or any baseline (`policy=<name>` of `eval.baselines.BASELINES`) once through a split
-    of the run's market, deterministically, post-cost and pre-cost, and writes the daily returns,
-    weights, costs and contributions as Parquet, the hierarchy's decision log (JSONL) and
-    summary.json to `out` (default `<run>/backtest/<split>/`)."""
-    import json
-    import sys
 
-    from hierarchy.decision_log import json_ready
-    from learners.evaluation import backtest, final_checkpoint, restore
-    from learners.fabric import FabricConfig, make_fabric
+def walk_hierarchy(ws: Workspace, system: HierarchicalSystem, part: str = "validation",
+                   decision_log: Path | None = None, cost_factor: float = 1.0) -> BacktestResult:
+    """The deterministic hierarchy walked once through `part` behind the run's risk overlay;
+    the system is left in training mode."""
+    market, features = _walk_split(ws, part, cost_factor)
+    regime_probs = features.pop("regime_probs")
+    result = run_system("hierarchy", market, ws.settings.eval_env, system, decision_log=decision_log,
+                        regime_probs=regime_probs, limits=ws.config.risk, **features)
+    system.train()
+    return result
 
-    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv) if "=" in arg)
-    unknown = sorted(set(args) - {"ckpt", "split", "policy", "out"})
-    if "ckpt" not in args or unknown:
-        raise SystemExit("usage: python -m eval.backtest ckpt=<run folder or .ckpt> [split=test] "
-                         "[policy=learned|<baseline>] [out=<folder>]" + (f"; unknown {unknown}" if unknown else ""))
-    path = Path(args["ckpt"])
-    checkpoint = final_checkpoint(path) if path.is_dir() else path
-    split = args.get("split", "test")
-    ctx, trained = restore(checkpoint, make_fabric(FabricConfig(log_dir="")))
-    policy = args.get("policy", "learned")
-    if policy == "learned":
-        policy = "hierarchy" if trained.system is not None else "flat_ppo"
-    out = Path(args.get("out", ctx.run_dir / "backtest" / split))
-    summary = {"checkpoint": str(checkpoint), "split": split, "policy": policy}
-    for factor, suffix in ((1.0, ""), (0.0, "_precost")):
+
+def walk_flat(ws: Workspace, agent: FlatAgent, part: str = "validation", cost_factor: float = 1.0) -> BacktestResult:
+    """The deterministic flat policy (latent means) walked once through `part`."""
+    market, features = _walk_split(ws, part, cost_factor)
+    decide = flat_decide(agent, ws.config.hierarchy.max_leverage)
+    return run("flat_ppo", market, ws.settings.eval_env, decide, limits=ws.config.risk, **features)
+
+
+def walk_baseline(ws: Workspace, name: str, part: str, cost_factor: float = 1.0) -> BacktestResult:
+    """Baseline `name` of `eval.baselines`, rebalancing on the meta-controller's calendar from
+    the split's first bar, walked once through `part`."""
+    market, features = _walk_split(ws, part, cost_factor)
+    config = BaselineConfig(rebalance_every=ws.config.hierarchy.meta_period)
+    schedule = baseline_weights(name, market, config, np.random.default_rng(ws.config.seed), start=ws.warmup_bars)
+    return run_schedule(name, market, ws.settings.eval_env, schedule, limits=ws.config.risk, **features)
+
+
+def walk_policy(ws: Workspace, policies: Policies, name: str, part: str, cost_factor: float = 1.0,
+                decision_log: Path | None = None) -> BacktestResult:
+    """One policy walked once through split `part`: "hierarchy" or "flat_ppo" (learned), or a
+    baseline of `eval.baselines` (a decision log only for the hierarchy)."""
+    if name == "hierarchy" and policies.system is not None:
+        return walk_hierarchy(ws, policies.system, part, decision_log, cost_factor)
+    if name == "flat_ppo" and policies.flat is not None:
+        return walk_flat(ws, policies.flat, part, cost_factor)
+    if name in LEARNED_POLICIES:
+        raise KeyError(f"policy '{name}' is not one of the run's learned policies {policies.names}")
+    return walk_baseline(ws, name, part, cost_factor)
+
+
+def walk_policies(ws: Workspace, policies: Policies, baselines: list[str], part: str, cost_factor: float = 1.0,
+                  decision_log: Path | None = None) -> list[BacktestResult]:
+    """The learned policies, then `baselines`, each walked once through split `part`."""
+    return [walk_policy(ws, policies, name, part, cost_factor, decision_log) for name in policies.names + baselines]
+
+
+def learned_policy(ws: Workspace, policies: Policies) -> Policy:
+    """The run's learned policy (the hierarchy, else the flat one), deterministic, as a `Policy`
+    for any market of its universe (a crash path, say; its features from `ws.features_for`)."""
+    system = policies.system
+
+    def policy(market: MarketData, first_bar: int) -> Decide:
+        if system is None:
+            return flat_decide(policies.flat, ws.config.hierarchy.max_leverage)
+        system.eval()
+        system.bind(1)
+        return lambda env: system.decide(env, deterministic=True).target_weights
+
+    return policy
+
+
+def write_evaluation(folder: RunFolder, config: TrainConfig, split: str, market: MarketData,
+                     results: list[BacktestResult], pre_cost: list[BacktestResult], training: TrainingRecord,
+                     regimes: pd.DataFrame | None = None) -> EvaluationRecord:
+    """A run's `eval/` folder from the walks through split `split` (`market`: its bars), post-cost
+    and with trading costs scaled to zero: every walk's frames, the detected regimes if given,
+    and metrics.json; returns what metrics.json holds."""
+    frames = {r.name: r.frames(market.symbols) for r in results}
+    frames.update({r.name + PRE_COST: r.frames(market.symbols) for r in pre_cost})
+    record = EvaluationRecord(
+        split=split, market=market.name, periods_per_year=market.bars_per_year, seed=config.seed,
+        ablation=config.ablation.name, budget=config.budget.name, symbols=list(market.symbols),
+        domains={d: list(market.instruments_of(d)) for d in market.domain_names},
+        first_bar=str(market.timestamps[0]), last_bar=str(market.timestamps[-1]),
+        leak_next_return=config.leak_next_return,
+        policies=json_ready({r.name: r.summary() for r in results}),
+        pre_cost=json_ready({r.name: r.summary() for r in pre_cost}), training=training)
+    folder.write_evaluation(record, frames, regimes)
+    return record
+
+
+# ---------------------------------------------------------------------- python -m eval.backtest
+@dataclass
+class BacktestConfig:
+    """The command line of `python -m eval.backtest` (see the module docstring)."""
+
+    ckpt: str = MISSING       # a run folder (its last finished phase's best checkpoint) or a .ckpt file
+    split: str = "test"
+    policy: str = "learned"   # the run's learned policy, or a baseline of eval.baselines.BASELINES
+    out: str = ""             # default: <run>/backtest/<split>/
+
+
+ConfigStore.instance().store(name="backtest_schema", node=BacktestConfig)
+
+
+def replay(config: BacktestConfig) -> dict:
+    """Walk the policy `config` names through its split, post-cost and pre-cost, and write the
+    walks and summary.json (see the module docstring); returns the summary."""
+    if config.split not in SPLITS:
+        raise ValueError(f"split='{config.split}' is not one of {SPLITS}")
+    if config.policy not in ("learned", *LEARNED_POLICIES, *BASELINES):
+        raise ValueError(f"policy='{config.policy}' is not 'learned', one of {LEARNED_POLICIES} or a baseline "
+                         f"of {BASELINES}")
+    path = Path(config.ckpt)
+    checkpoint = RunFolder(path).final_checkpoint() if path.is_dir() else path
+    ws, policies = restore(checkpoint)
+    policy = policies.names[0] if config.policy == "learned" else config.policy
+    out = Path(config.out) if config.out else RunFolder.of_checkpoint(checkpoint).backtest_dir(config.split)
+    summary = {"checkpoint": str(checkpoint), "split": config.split, "policy": policy}
+    for factor, suffix in ((1.0, ""), (0.0, PRE_COST)):
         log = out / "decisions.jsonl" if factor == 1.0 and policy == "hierarchy" else None
-        result = backtest(ctx, trained, policy, split, factor, log)
-        dataclasses.replace(result, name=policy + suffix).write(out, ctx.ws.market.symbols)
+        result = walk_policy(ws, policies, policy, config.split, factor, log)
+        write_frames(out, policy + suffix, result.frames(ws.market.symbols))
         summary["post_cost" if factor == 1.0 else "pre_cost"] = result.summary()
-    (out / "summary.json").write_text(json.dumps(json_ready(summary), indent=2))
-    print(f"{policy} on {split} ({checkpoint}): Sharpe {summary['post_cost']['sharpe']:.3f} after costs, "
+    write_json(out / "summary.json", summary)
+    print(f"{policy} on {config.split} ({checkpoint}): Sharpe {summary['post_cost']['sharpe']:.3f} after costs, "
           f"{summary['pre_cost']['sharpe']:.3f} before; written to {out}")
+    return summary
+
+
+@hydra.main(config_path="../configs", config_name="backtest", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    replay(OmegaConf.to_object(cfg))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""`python -m eval.report runs/<sweep-or-experiment>`: the paper's tables, figures and macros from
-finished runs.
+"""`python -m eval.report runs=runs/<sweep-or-experiment>`: the paper's tables, figures and macros
+from finished runs.
+
+    python -m eval.report runs=runs/paper/multirun_<stamp> resamples=1000 crash_policies=[equal_weight,oracle]
 
 Finds every finished run under the folder (`eval.runs`), groups them into rows by ablation,
 market and budget (seeds pooled; runs that differ in anything else are refused), prints which
-runs it used, and writes, for one market and budget (the "setting"; choose with --market and
---budget when the folder holds several):
+runs it used, and writes, for one market and budget (the "setting"; choose with market=... and
+budget=... when the folder holds several):
 
     <out>/tables/<name>.tex    booktabs tabulars, one per entry of TABLES, \\input by the paper
     <out>/tables/macros.tex    \\newcommand definitions of every number the text quotes
@@ -19,28 +21,29 @@ failing the report.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pandas as pd
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from envs.config import EnvConfig
 from envs.market_data import MarketData
 from eval import figures, latex, results
-from eval.backtest import COST_FACTORS
+from eval.backtest import COST_FACTORS, Policy, learned_policy
 from eval.baselines import BASELINES, BaselineConfig, baseline_policy
 from eval.inference import backtest_overfitting
 from eval.latex import Macros, escape, macro_name, mean_std, number
-from eval.runs import RunGroup, find_runs, group_runs, write_text
+from eval.runs import Run, RunGroup, find_runs, group_runs
 from eval.slices import regime_labels
 from eval.stress import CRISIS_WINDOWS, crash_scenarios, crash_stress
-from hierarchy.system import HierarchyConfig
-from risk.limits import RiskLimits
+from learners.run.restore import restore
+from storage.atomic import write_text
 
 TABLES: tuple[str, ...] = ("main", "precost", "risk", "var_backtests", "regimes_detected", "regimes_true",
                            "bootstrap", "crash", "crisis", "costs", "ablations", "domains", "significance",
@@ -59,15 +62,14 @@ NAMES = {"hierarchy": "Hierarchy (ours)", "flat_ppo": "Flat PPO", "equal_weight"
 ABLATIONS: tuple[str, ...] = ("full", "no_meta", "no_cql", "no_sentiment", "no_regime", "no_risk_penalty", "flat_ppo")
 
 # settings the method section quotes, per config node: (key, decimals, scale)
-CONFIG_MACROS: dict[str, tuple[type, tuple[tuple[str, int, float], ...]]] = {
-    "hierarchy": (HierarchyConfig, (("meta_period", 0, 1.0), ("max_leverage", 1, 1.0))),
-    "env": (EnvConfig, (("initial_equity", 0, 1.0), ("warmup_bars", 0, 1.0), ("episode_length", 0, 1.0),
-                        ("drawdown_penalty", 2, 1.0), ("turnover_penalty", 2, 1.0), ("tail_penalty", 2, 1.0),
-                        ("tail_sigmas", 1, 1.0), ("max_leverage", 1, 1.0))),
-    "risk": (RiskLimits, (("max_var", 1, 100.0), ("var_confidence", 0, 100.0), ("max_gross_leverage", 1, 1.0),
-                          ("max_class_share", 0, 100.0), ("max_correlation_exposure", 2, 1.0),
-                          ("max_margin_usage", 0, 100.0), ("max_drawdown", 0, 100.0),
-                          ("kill_switch_cooldown", 0, 1.0))),
+CONFIG_MACROS: dict[str, tuple[tuple[str, int, float], ...]] = {
+    "hierarchy": (("meta_period", 0, 1.0), ("max_leverage", 1, 1.0)),
+    "env": (("initial_equity", 0, 1.0), ("warmup_bars", 0, 1.0), ("episode_length", 0, 1.0),
+            ("drawdown_penalty", 2, 1.0), ("turnover_penalty", 2, 1.0), ("tail_penalty", 2, 1.0),
+            ("tail_sigmas", 1, 1.0), ("max_leverage", 1, 1.0)),
+    "risk": (("max_var", 1, 100.0), ("var_confidence", 0, 100.0), ("max_gross_leverage", 1, 1.0),
+             ("max_class_share", 0, 100.0), ("max_correlation_exposure", 2, 1.0),
+             ("max_margin_usage", 0, 100.0), ("max_drawdown", 0, 100.0), ("kill_switch_cooldown", 0, 1.0)),
 }
 BUDGET_MACROS = ("num_envs", "cql_steps", "phase1_steps", "phase2_steps", "phase3_steps")
 
@@ -85,33 +87,42 @@ def display(name: str) -> str:
 
 
 @dataclass
-class ReportOptions:
-    """What the report computes and where it writes (the command line's options)."""
+class ReportConfig:
+    """What the report reads, computes and where it writes (`configs/report.yaml`; every field
+    is a command-line key)."""
 
-    out: Path = Path("paper")
-    bench: Path = Path("runs/bench")
+    runs: str = MISSING                 # a folder of finished runs (a sweep or an experiment)
+    out: str = "paper"
+    bench: str = "runs/bench"
     resamples: int = 10_000             # bootstrap resamples: Monte Carlo, significance, seed intervals
     crash_paths: int = 20
     crash_years: float = 2.0            # length of each crash path
     crash_start: int = 300              # first bar of its forced crash window
     crash_length: int = 60              # bars of each forced crash window
-    crash_policies: tuple[str, ...] = BASELINES
+    crash_policies: list[str] = field(default_factory=lambda: list(BASELINES))   # baselines on the crash paths
     var_window: int = 125               # bars of history behind each rolling VaR forecast
     var_confidence: float = 0.95
     seed: int = 0
-    market: str | None = None
+    market: str | None = None           # the setting, when the folder holds several
     budget: str | None = None
 
 
-def learned_crash_policy(run_dir: Path, fit_end: int):
-    """A run's learned policy (its last phase's best checkpoint) for new crash paths, its env
-    arguments on such a path (features, the regime HMM fitted before the crash window), and the
-    warm-up its walks need (see `learners.evaluation.portable_policy`)."""
-    from learners.evaluation import final_checkpoint, portable_policy, restore
-    from learners.fabric import FabricConfig, make_fabric
+ConfigStore.instance().store(name="report_schema", node=ReportConfig)
 
-    ctx, trained = restore(final_checkpoint(run_dir), make_fabric(FabricConfig(log_dir="")))
-    return portable_policy(ctx, trained, fit_end)
+
+def learned_crash_policy(run: Run, fit_end: int) -> tuple[Policy, Callable[[MarketData], dict], EnvConfig]:
+    """A run's learned policy (its last phase's best checkpoint) for new crash paths, its env
+    arguments on such a path (features computed with the run's settings, the regime HMM fitted
+    before the crash window) and the env config of its walks (the run's warm-up)."""
+    ws, policies = restore(run.folder.final_checkpoint())
+    built: dict[int, tuple[MarketData, dict]] = {}      # per market: every policy walks it
+
+    def env_kwargs(market: MarketData) -> dict:
+        if id(market) not in built:
+            built[id(market)] = market, ws.features_for(market, fit_end)
+        return built[id(market)][1]
+
+    return learned_policy(ws, policies), env_kwargs, ws.settings.eval_env
 
 
 def select_setting(groups: list[RunGroup], market: str | None, budget: str | None) -> list[RunGroup]:
@@ -121,18 +132,18 @@ def select_setting(groups: list[RunGroup], market: str | None, budget: str | Non
     if len(settings) != 1:
         found = sorted({g.setting for g in groups})
         raise ValueError(f"{'no' if not settings else len(settings)} settings match market={market!r}, "
-                         f"budget={budget!r}; the runs hold {found}: pass --market and --budget")
+                         f"budget={budget!r}; the runs hold {found}: pass market=... and budget=...")
     return chosen
 
 
 class Report:
     """Tables, macros and figures of one setting's groups."""
 
-    def __init__(self, groups: list[RunGroup], options: ReportOptions) -> None:
+    def __init__(self, groups: list[RunGroup], options: ReportConfig) -> None:
         self.groups, self.options = groups, options
         self.primary = next((g for g in groups if g.ablation == "full"), groups[0])
         self.macros = Macros()
-        self.tables, self.figures = options.out / "tables", options.out / "figures"
+        self.tables, self.figures = Path(options.out) / "tables", Path(options.out) / "figures"
         self.learned = self.primary.policy
         self.baselines = [p for p in results.policy_order(self.primary.runs[0].policies) if p != self.learned]
         meta = self.primary.metadata
@@ -147,7 +158,7 @@ class Report:
                 self.series[group.policy] = results.returns_by_seed(group, group.policy)
         self.history, self.market, self.market_problem = self._rebuild_market()
         self.cost_stress: pd.DataFrame | None = None
-        self.leaked = [g.ablation for g in groups if any(r.metrics.get("leak_next_return") for r in g.runs)]
+        self.leaked = [g.ablation for g in groups if any(r.evaluation.leak_next_return for r in g.runs)]
         if self.leaked:
             print(f"warning: rows {self.leaked} are control runs that see the next bar's return "
                   "(leak_next_return): never a strategy")
@@ -212,13 +223,12 @@ class Report:
     def config_macros(self) -> None:
         """The primary row's settings (its runs share them), as the method section quotes them."""
         run = self.primary.runs[0]
-        for node, (schema, keys) in CONFIG_MACROS.items():
-            section = run.section(schema, node)
+        for node, keys in CONFIG_MACROS.items():
+            section = getattr(run.config, node)
             for key, digits, scale in keys:
                 self.define("cfg", node, key, value=number(float(getattr(section, key)), digits, scale))
-        budget = run.config.get("budget", {})
         for key in BUDGET_MACROS:
-            self.define("cfg", "budget", key, value=number(float(budget[key]), 0) if key in budget else latex.MISSING)
+            self.define("cfg", "budget", key, value=number(float(getattr(run.config.budget, key)), 0))
 
     def _mean_std_rows(self, frames: dict[str, pd.DataFrame], columns: tuple, prefix: str) -> list[list[str]]:
         keys = [c[0] for c in columns]
@@ -309,7 +319,7 @@ class Report:
     def regime_tables(self) -> None:
         """By detected regime (the primary row's first run's: the detector has its own seed in the
         features config, which every run of a setting shares) and by the generator's true regime."""
-        detected = self.primary.runs[0].regimes()
+        detected = self.primary.runs[0].folder.regimes()
         if detected is None or detected.shape[1] == 0:
             self.table("regimes_detected", latex.note(f"No detected regimes: {self.primary.runs[0].path} has no "
                                                       "regime probabilities in eval/regimes.parquet."))
@@ -350,17 +360,16 @@ class Report:
                                              f"market '{self.primary.market}' is not synthetic")
             self.table("crash", latex.note(f"No crash scenarios: {reason}."))
             return
-        baseline_config = BaselineConfig(rebalance_every=int(run.config.get("hierarchy", {}).get("meta_period", 5)))
+        baseline_config = BaselineConfig(rebalance_every=run.config.hierarchy.meta_period)
         policies = {p: baseline_policy(p, baseline_config, self.options.seed)
                     for p in self.baselines if p in self.options.crash_policies}
-        env_config, env_kwargs, note = run.env_config(), None, None
+        env_config, env_kwargs, note = run.config.env, None, None
         try:                              # the learned policy acts on new paths from its checkpoint
-            learned, env_kwargs, warmup = learned_crash_policy(run.path, self.options.crash_start)
+            learned, env_kwargs, env_config = learned_crash_policy(run, self.options.crash_start)
             policies = {self.learned: learned, **policies}
-            env_config = dataclasses.replace(env_config, warmup_bars=max(env_config.warmup_bars, warmup))
         except (FileNotFoundError, KeyError, ValueError) as error:
             note = f"Baselines only: {NAMES.get(self.learned, self.learned)}'s checkpoint did not load ({error})."
-        scenarios = crash_scenarios(run.market_config().synthetic, self.options.crash_paths,
+        scenarios = crash_scenarios(run.config.market.synthetic, self.options.crash_paths,
                                     np.random.default_rng(self.options.seed), self.options.crash_years,
                                     self.options.crash_start, self.options.crash_length)
         table = crash_stress(policies, scenarios, env_config, env_kwargs=env_kwargs)
@@ -498,7 +507,7 @@ class Report:
         primary = table.loc[self.primary.ablation]
         self.define("train", "minutes", value=number(primary.total_s / 60, 1))
         self.define("train", "env", "steps", value=number(primary.env_steps, 0))
-        figures = results.bench_figures(self.options.bench)
+        figures = results.bench_figures(Path(self.options.bench))
         labels = {"decision_p50_ms": "Decision latency p50, meta every bar (ms)",
                   "decision_p99_ms": "Decision latency p99, meta every bar (ms)",
                   "decision_weekly_meta_p50_ms": "Decision latency p50, weekly meta (ms)",
@@ -540,13 +549,13 @@ class Report:
         figures.drawdown_figure(self.series, self.figures / "drawdowns.pdf")
         figures.distribution_figure(self.series, self.figures / "returns.pdf")
         run = self.primary.runs[0]
-        decisions = run.decisions()
-        regimes = run.regimes()
+        decisions = run.folder.decisions()
+        regimes = run.folder.regimes()
         labels = regime_labels(regimes) if regimes is not None and regimes.shape[1] else None
         if decisions:
             figures.allocation_figure(decisions, labels, self.figures / "allocations.pdf")
         else:
-            figures.placeholder_figure(f"no decision log in {run.path / 'eval'}", self.figures / "allocations.pdf")
+            figures.placeholder_figure(f"no decision log in {run.folder.eval_dir}", self.figures / "allocations.pdf")
         if self.market is not None and self.market.n_instruments >= 2:
             figures.correlation_figure(self.market, self.figures / "correlation.pdf")
         else:
@@ -558,11 +567,10 @@ class Report:
             figures.placeholder_figure(self.market_problem, self.figures / "costs.pdf")
 
 
-def report(root: str | Path, options: ReportOptions | None = None) -> Report:
-    """Find, group and report the runs under `root` (see the module docstring)."""
-    options = options or ReportOptions()
-    groups = select_setting(group_runs(find_runs(root)), options.market, options.budget)
-    print(f"runs used from {root}:")
+def report(options: ReportConfig) -> Report:
+    """Find, group and report the runs under `options.runs` (see the module docstring)."""
+    groups = select_setting(group_runs(find_runs(options.runs)), options.market, options.budget)
+    print(f"runs used from {options.runs}:")
     for group in groups:
         print(f"  ablation={group.ablation}, market={group.market}, budget={group.budget}: seeds {group.seeds}")
         for run in group.runs:
@@ -575,22 +583,9 @@ def report(root: str | Path, options: ReportOptions | None = None) -> Report:
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", help="a folder of finished runs (a sweep or an experiment)")
-    defaults = ReportOptions()
-    for field in dataclasses.fields(ReportOptions):
-        value = getattr(defaults, field.name)
-        if field.name == "crash_policies":
-            parser.add_argument("--crash-policies", default=",".join(value),
-                                help="comma-separated baselines walked through the crash paths")
-        else:
-            kind = type(value) if value is not None else str
-            parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=value)
-    args = vars(parser.parse_args(argv))
-    root = args.pop("root")
-    args["crash_policies"] = tuple(p for p in args["crash_policies"].split(",") if p)
-    report(root, ReportOptions(**args))
+@hydra.main(config_path="../configs", config_name="report", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    report(OmegaConf.to_object(cfg))
 
 
 if __name__ == "__main__":

@@ -34,13 +34,13 @@ def policy_order(policies: list[str]) -> list[str]:
 def summaries(group: RunGroup, section: str = "policies") -> SeedFrames:
     """policy -> (seeds, metrics) frame of the runs' summary metrics ('policies': post-cost,
     'pre_cost'), for the policies every run of the group reports."""
-    names = policy_order(list(group.runs[0].metrics[section]))
+    names = policy_order(list(group.runs[0].summaries(section)))
     for run in group.runs:
-        missing = sorted(set(names) - set(run.metrics[section]))
+        missing = sorted(set(names) - set(run.summaries(section)))
         if missing:
-            raise ValueError(f"{run.path / 'eval' / 'metrics.json'}: '{section}' lacks {missing}, "
+            raise ValueError(f"{run.folder.metrics_file}: '{section}' lacks {missing}, "
                              f"which {group.runs[0].path} reports")
-    return {p: pd.DataFrame([run.metrics[section][p] for run in group.runs], index=group.seeds, dtype=float)
+    return {p: pd.DataFrame([run.summaries(section)[p] for run in group.runs], index=group.seeds, dtype=float)
             for p in names}
 
 
@@ -53,7 +53,7 @@ def mean_and_std(frames: SeedFrames, keys: list[str]) -> tuple[pd.DataFrame, pd.
 
 def returns_by_seed(group: RunGroup, policy: str, pre_cost: bool = False) -> pd.DataFrame:
     """(T, S) bar returns of `policy` in every run of the group; the runs must share dates."""
-    columns = {run.seed: run.frame(policy, "returns", pre_cost)["return"] for run in group.runs}
+    columns = {run.seed: run.folder.frame(policy, "returns", pre_cost)["return"] for run in group.runs}
     joined = pd.concat(columns, axis=1)
     if joined.isna().any().any():
         seed = joined.columns[joined.isna().any()][0]
@@ -118,10 +118,10 @@ def cost_stress_table(group: RunGroup, policies: list[str], market: MarketData,
     history (no overlay, so the trades are the recorded ones), averaged over seeds."""
     cells: dict[tuple[str, str], dict[float, list[float]]] = {}
     for run in group.runs:
-        config = run.env_config()
+        config = run.config.env
         for policy in policies:
-            schedule, first = replay_schedule(run.frame(policy, "weights"), run.frame(policy, "returns")["turnover"],
-                                              market)
+            schedule, first = replay_schedule(run.folder.frame(policy, "weights"),
+                                              run.folder.frame(policy, "returns")["turnover"], market)
             walks = cost_stress(policy, market, dataclasses.replace(config, warmup_bars=first), schedule, factors)
             for factor, result in walks.items():
                 stats = result.summary()
@@ -135,10 +135,10 @@ def domain_table(group: RunGroup, policies: list[str]) -> pd.DataFrame:
     policies whose runs recorded instrument contributions."""
     parts = {}
     for policy in policies:
-        if not all(run.has_frame(policy, "contributions") for run in group.runs):
+        if not all(run.folder.has_frame(policy, "contributions") for run in group.runs):
             continue
-        per_seed = [domain_attribution(run.frame(policy, "weights"), run.frame(policy, "contributions"),
-                                       run.metrics["domains"], run.metrics["periods_per_year"])
+        per_seed = [domain_attribution(run.folder.frame(policy, "weights"), run.folder.frame(policy, "contributions"),
+                                       run.evaluation.domains, run.evaluation.periods_per_year)
                     for run in group.runs]
         parts[policy] = pd.concat(per_seed).groupby(level=0, sort=False).mean()
     return pd.concat(parts) if parts else pd.DataFrame()
@@ -163,7 +163,8 @@ def significance_table(learned: pd.DataFrame, baselines: SeedFrames, n_resamples
 
 def sweep_returns(groups: list[RunGroup]) -> pd.DataFrame:
     """(T, R) returns of every run's learned policy, columns (ablation, seed): the sweep's trials."""
-    columns = {(g.ablation, run.seed): run.frame(g.policy, "returns")["return"] for g in groups for run in g.runs}
+    columns = {(g.ablation, run.seed): run.folder.frame(g.policy, "returns")["return"]
+               for g in groups for run in g.runs}
     joined = pd.concat(columns, axis=1)
     if joined.isna().any().any():
         ablation, seed = joined.columns[joined.isna().any()][0]
@@ -188,19 +189,14 @@ def ablation_table(groups: list[RunGroup], n_resamples: int, seed: int) -> pd.Da
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def _total(value: float | dict[str, float]) -> float:
-    """A count given in all or per phase ({phase: count}), in all."""
-    return float(sum(value.values())) if isinstance(value, dict) else float(value)
-
-
 def compute_table(groups: list[RunGroup]) -> pd.DataFrame:
-    """Per group: mean training wall time of each phase and in all, env steps (in all, or summed
-    over phases) and env steps per second of wall time (NaN where the runs did not record them)."""
+    """Per group: mean training wall time of each phase and in all, env steps summed over the
+    phases and env steps per second of wall time."""
     rows = {}
     for group in groups:
-        training = [run.metrics.get("training", {}) for run in group.runs]
-        walls = pd.DataFrame([t.get("wall_s", {}) for t in training], dtype=float)
-        steps = np.mean([_total(t.get("env_steps", np.nan)) for t in training])
+        training = [run.evaluation.training for run in group.runs]
+        walls = pd.DataFrame([t.wall_s for t in training], dtype=float)
+        steps = np.mean([sum(t.env_steps.values()) for t in training])
         total = walls.sum(axis=1, min_count=1).mean() if not walls.empty else np.nan
         rows[group.ablation] = {**walls.mean().to_dict(), "total_s": total, "env_steps": steps,
                                 "env_steps_per_s": steps / total if total > 0 else np.nan}
@@ -239,7 +235,7 @@ def walk_forward_table(group: RunGroup) -> pd.DataFrame | None:
     walk_forward.json: {"folds": [{"test_start": date, "test_end": date,
                                    "policies": {name: {"sharpe": x, ...}}}, ...]}
     """
-    records = [(run, record) for run in group.runs if (record := run.walk_forward()) is not None]
+    records = [(run, record) for run in group.runs if (record := run.folder.walk_forward()) is not None]
     if not records:
         return None
     rows = []
@@ -249,7 +245,7 @@ def walk_forward_table(group: RunGroup) -> pd.DataFrame | None:
                 rows.append({"fold": k, "test_start": fold["test_start"], "test_end": fold["test_end"],
                              **{p: float(m["sharpe"]) for p, m in fold["policies"].items()}})
             except (KeyError, TypeError) as error:
-                raise ValueError(f"{run.path / 'eval' / 'walk_forward.json'}: fold {k} lacks {error}") from None
+                raise ValueError(f"{run.folder.eval_dir / 'walk_forward.json'}: fold {k} lacks {error}") from None
     frame = pd.DataFrame(rows)
     windows = frame.groupby("fold")[["test_start", "test_end"]].first()
     sharpe = frame.drop(columns=["test_start", "test_end"]).groupby("fold").mean()

@@ -11,9 +11,6 @@ and its spectrum on a 60 x 500 window take about 10 ms).
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from envs.synthetic import SyntheticConfig, generate
 from features import indicators as ind
 from features.config import FeaturesConfig
 from features.pipeline import compute_features
+from storage.atomic import write_json
 
 OUTPUT = Path("runs/bench/features.json")
 
@@ -70,13 +68,6 @@ def indicators_vs_talib(market) -> dict[str, dict[str, float]]:
     return out
 
 
-def write_atomically(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(handle.name, path)
-
-
 def main() -> None:
     small = generate(SyntheticConfig(years=10, seed=0))
     large = generate(SyntheticConfig(universe="factor", n_instruments=500, years=20, seed=0))
@@ -93,7 +84,7 @@ def main() -> None:
     print(f"{'indicator':10s} {'numba_s':>9s} {'talib_s':>9s} {'ratio':>6s}   (500 x 5040)")
     for name, row in results["indicators_factor500_20y"].items():
         print(f"{name:10s} {row['numba_s']:9.4f} {row['talib_s']:9.4f} {row['ratio']:6.2f}")
-    write_atomically(results, OUTPUT)
+    write_json(OUTPUT, results)
     print(f"wrote {OUTPUT}")
 
 

@@ -20,6 +20,7 @@ from hmmlearn.hmm import GaussianHMM
 from scipy.stats import multivariate_normal
 
 from envs.market_data import MarketData
+from envs.synthetic import SyntheticConfig, generate
 from features.config import RegimeConfig
 
 RETURN, VOLATILITY = 0, 1        # columns of the HMM inputs that the naming rule reads
@@ -178,8 +179,6 @@ def score_against_truth(probs: np.ndarray, truth: np.ndarray, train_end: int) ->
 
 
 def main() -> None:
-    from envs.synthetic import SyntheticConfig, generate
-
     parser = argparse.ArgumentParser(description="Score filtered HMM regimes on synthetic8.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--years", type=float, default=10.0)

@@ -15,11 +15,13 @@ views share the same heads and log std, so CQL's actor initialises PPO's policy 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from envs.vec_env import VecMarketEnv
 from hierarchy.distributions import pack_action
 from hierarchy.networks import FlatPolicy, MetaController, Specialist
 from learners.networks import mlp, squashed_gaussian_log_prob, squashed_gaussian_sample
@@ -121,6 +123,11 @@ class FlatAgent(nn.Module):
         super().__init__()
         self.policy = policy
 
+    @classmethod
+    def for_env(cls, env: VecMarketEnv, specialist_hidden: int) -> FlatAgent:
+        """A fresh flat policy sized from `env`, twice a specialist's width (it sees every instrument)."""
+        return cls(FlatPolicy(env.single_observation_space.shape[0], env.market.n_instruments, 2 * specialist_hidden))
+
     def distribution(self, obs: Tensor) -> torch.distributions.Normal:
         mean, log_std = self.policy(obs)
         return torch.distributions.Normal(mean, log_std.exp().expand_as(mean), validate_args=False)
@@ -131,3 +138,17 @@ class FlatAgent(nn.Module):
 
     def value(self, obs: Tensor) -> Tensor:
         return self.policy.value(obs)
+
+
+def flat_weights(latent: Tensor, max_leverage: float) -> np.ndarray:
+    """The flat policy's target weights: w_i = L_max * tanh(u_i) / N (gross at most L_max)."""
+    return (max_leverage * torch.tanh(latent) / latent.shape[-1]).double().numpy()
+
+
+def flat_decide(agent: FlatAgent, max_leverage: float) -> Callable[[VecMarketEnv], np.ndarray]:
+    """The flat policy's deterministic decision (its latent means) for a one-env walk."""
+    def decide(env: VecMarketEnv) -> np.ndarray:
+        with torch.no_grad():
+            mean, _ = agent.policy(torch.as_tensor(env.observation, dtype=torch.float32))
+        return flat_weights(mean, max_leverage)
+    return decide

@@ -10,9 +10,6 @@ Writes runs/bench/hierarchy.json atomically.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from envs.config import EnvConfig
 from envs.synthetic import SyntheticConfig, generate
 from envs.vec_env import VecMarketEnv
 from hierarchy.system import HierarchicalSystem, HierarchyConfig
+from storage.atomic import write_json
 
 OUTPUT = Path("runs/bench/hierarchy.json")
 
@@ -77,11 +75,7 @@ def main(argv: list[str] | None = None) -> None:
           f"p99 {result['weekly_meta_p99_ms']:.3f} ms")
     print(f"batch of 1024 envs      : {result['batch_decisions_per_s']:,.0f} decisions/s")
     print(f"target p99 < 1 ms: {'met' if result['p99_ms'] < 1.0 else 'missed'}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.output.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(result, handle, indent=1)
-    os.replace(tmp, args.output)
+    write_json(args.output, result, indent=1)
 
 
 if __name__ == "__main__":

@@ -9,30 +9,12 @@ the risk limits that bound. Lines go to `<path>.partial` as they come and the fi
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import numpy as np
-
-
-def json_ready(value: Any) -> Any:
-    """JSON-able form of numpy scalars and arrays; NaN and infinities become null."""
-    if isinstance(value, np.ndarray):
-        return [json_ready(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+from storage.atomic import json_ready
 
 
 class DecisionLog:

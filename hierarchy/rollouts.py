@@ -27,7 +27,7 @@ from buffers.replay import ReplayBuffer
 from buffers.rollout import RolloutBuffer
 from envs.vec_env import VecMarketEnv
 from envs.views import meta_observation
-from hierarchy.agents import FlatAgent, specialist_obs
+from hierarchy.agents import FlatAgent, flat_weights, specialist_obs
 from hierarchy.system import Decision, HierarchicalSystem
 from risk.kernels import LIMIT_NAMES
 
@@ -226,11 +226,6 @@ def _bootstrap_specialists(env: VecMarketEnv, system: HierarchicalSystem, buffer
         with torch.no_grad():
             last_value = system.specialist(d).value(domain_obs, allocation[:, d], appetite)
         buffer.compute_advantages(last_value, gamma, gae_lambda)
-
-
-def flat_weights(latent: Tensor, max_leverage: float) -> np.ndarray:
-    """The flat policy's target weights: w_i = L_max * tanh(u_i) / N (gross at most L_max)."""
-    return (max_leverage * torch.tanh(latent) / latent.shape[-1]).double().numpy()
 
 
 def collect_flat_rollout(env: VecMarketEnv, agent: FlatAgent, steps: int, seed: int, reward_scale: float,

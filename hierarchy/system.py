@@ -82,22 +82,6 @@ class Decision:
                            torch.as_tensor(self.appetite, dtype=torch.float32))
 
 
-def env_covariance(env: VecMarketEnv) -> np.ndarray:
-    """(E, N, N) covariance of one bar's returns at each env's current bar, from the env's EWMA
-    bar volatilities and, when the meta observation carries instrument correlations, their
-    EWMA correlation (else zero correlation)."""
-    bar = env.state.bar                                                   # (E,)
-    vol = env.tables.bar_vol[bar]                                         # (E, N)
-    E, N = vol.shape
-    correlation = np.broadcast_to(np.eye(N), (E, N, N)).copy()
-    if env.config.meta_correlation == "instruments" and N > 1:
-        upper = np.triu_indices(N, k=1)
-        triangle = env.tables.global_observation[bar, : len(upper[0])]   # (E, N(N-1)/2)
-        correlation[:, upper[0], upper[1]] = triangle
-        correlation[:, upper[1], upper[0]] = triangle
-    return vol[:, :, None] * correlation * vol[:, None, :]
-
-
 class HierarchicalSystem(nn.Module):
     """The meta-controller and one specialist per domain, sized from an env's views."""
 
@@ -141,7 +125,7 @@ class HierarchicalSystem(nn.Module):
     def observe_specialists(self, env: VecMarketEnv) -> tuple[list[tuple[Tensor, Tensor]], np.ndarray]:
         """Each specialist's inputs at the env's current bar, (domain_obs (E, F_d),
         instrument_obs (E, n_d, F_i)) per domain, and the domains' coordination (E, D, D)."""
-        coordination = domain_correlations(env.weights, env_covariance(env), self.domain_index,
+        coordination = domain_correlations(env.weights, env.covariance(), self.domain_index,
                                            len(self.domain_names))
         return self.specialist_inputs(env.observation, coordination), coordination
 

@@ -44,10 +44,11 @@ import torch
 
 from buffers.offline import OfflineDataset, collect
 from learners.cql import CQLConfig, train_offline
-from learners.envs import evaluate, make_vector_env
 from learners.fabric import FabricConfig
+from learners.gym_tasks import evaluate, make_vector_env
 from learners.ppo import PPOConfig, train_ppo
 from learners.sac import SACConfig, train_sac
+from storage.atomic import write_json, write_text
 
 EVAL_EPISODES, EVAL_SEED = 10, 10_000
 # PPO: value clipping off and vf_coef 1.0 here, because SB3's value loss is the plain MSE (its
@@ -305,9 +306,7 @@ def record(rows_path: Path, rows: list[dict], markdown: Path | None = None) -> l
         keys = {(r["algo"], r["task"], r["impl"]) for r in rows}
         merged = [r for r in existing if (r["algo"], r["task"], r["impl"]) not in keys] + rows
         merged.sort(key=lambda r: order.get(r["task"], len(order)))
-        tmp = rows_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(merged, indent=2))
-        os.replace(tmp, rows_path)
+        write_json(rows_path, merged)
         if markdown is not None:
             write_markdown(merged, markdown)
     return merged
@@ -339,9 +338,7 @@ def write_markdown(rows: list[dict], path: Path = BENCHMARKS_MD) -> None:
     updated, count = re.subn(r"<!-- bench:table -->.*<!-- /bench:table -->", lambda _: generated, text, flags=re.S)
     if count != 1:
         raise ValueError(f"{path}: expected one '<!-- bench:table -->' ... '<!-- /bench:table -->' block")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(updated)
-    os.replace(tmp, path)
+    write_text(path, updated)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Lightning Fabric for every learner: device, precision, seeding, data-parallel gradients,
-checkpoints (state dicts only, loadable with `torch.load(..., weights_only=True)`), TensorBoard
-logging, and the check that no loss is NaN.
+checkpoints (state dicts only, written atomically, loadable with `torch.load(...,
+weights_only=True)`), TensorBoard logging, and the check that no loss is NaN.
 """
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.fabric import Fabric
 from lightning.fabric.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.optim import Optimizer
+
+from storage.atomic import atomic_path
 
 
 @dataclass
@@ -114,13 +117,28 @@ def polyak_update(target: Iterable[Tensor], online: Iterable[Tensor], tau: float
         torch._foreach_lerp_(list(target), list(online), tau)
 
 
-def save_checkpoint(fabric: Fabric, path: str | Path, state: dict) -> None:
-    """Save modules, optimizers and plain values as state dicts (rank 0 writes)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fabric.save(path, state)
+def save_checkpoint(fabric: Fabric, path: str | Path, objects: dict[str, Any]) -> None:
+    """Modules, optimizers and learners as their state dicts, plain values as they are, written
+    by rank 0 atomically (a process killed mid-write leaves the previous file intact); every
+    process then waits at a barrier."""
+    if fabric.global_rank == 0:
+        state = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in objects.items()}
+        with atomic_path(path) as temporary:
+            torch.save(state, temporary)
+    fabric.barrier()
 
 
-def load_checkpoint(fabric: Fabric, path: str | Path, state: dict) -> dict:
-    """Restore `state`'s modules and optimizers in place from `path` (weights only, nothing
-    unpickled); returns the checkpoint's entries that `state` does not hold."""
-    return fabric.load(path, state, weights_only=True)
+def load_checkpoint(path: str | Path, objects: dict[str, Any], device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Restore each of `objects` that has `load_state_dict` in place from the checkpoint at `path`
+    (weights only: nothing is unpickled); returns the whole checkpoint, plain values included."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint {path}")
+    state = torch.load(path, map_location=device, weights_only=True)
+    missing = sorted(name for name in objects if name not in state)
+    if missing:
+        raise KeyError(f"checkpoint {path} lacks {missing}; it holds {sorted(state)}")
+    for name, value in objects.items():
+        if hasattr(value, "load_state_dict"):
+            value.load_state_dict(state[name])
+    return state

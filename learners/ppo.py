@@ -20,14 +20,6 @@ from torch import nn
 from torch.optim import Optimizer
 
 from buffers.rollout import RolloutBatch, RolloutBuffer
-from learners.envs import (
-    ObservationNormalizer,
-    RewardScaler,
-    autoresets_next_step,
-    final_observations,
-    finished_episodes,
-    make_vector_env,
-)
 from learners.fabric import (
     FabricConfig,
     adam,
@@ -35,6 +27,15 @@ from learners.fabric import (
     check_finite,
     make_fabric,
     optimize,
+)
+from learners.gym_tasks import (
+    ObservationNormalizer,
+    RewardScaler,
+    autoresets_next_step,
+    command_line,
+    final_observations,
+    finished_episodes,
+    make_vector_env,
 )
 from learners.networks import ActorCritic
 
@@ -240,13 +241,11 @@ def checkpoint_state(result: PPOResult, config: PPOConfig) -> dict:
 
 
 if __name__ == "__main__":
-    from learners.cli import parse_configs
-    from learners.fabric import save_checkpoint
+    def train(env_id: str, config: PPOConfig, fabric_config: FabricConfig, fabric: Fabric) -> tuple[dict, str]:
+        result = train_ppo(env_id, config, fabric_config, fabric)
+        return checkpoint_state(result, config), (
+            f"PPO {env_id}: {len(result.episode_returns)} episodes, "
+            f"last 10 mean {np.mean(result.episode_returns[-10:]):.1f}, {result.steps_per_s:.0f} steps/s")
 
-    args, cfg = parse_configs("PPO on a gymnasium task", ppo=PPOConfig, fabric=FabricConfig)
-    fabric = make_fabric(cfg["fabric"])
-    result = train_ppo(args.env_id or "CartPole-v1", cfg["ppo"], cfg["fabric"], fabric)
-    save_checkpoint(fabric, f"{cfg['fabric'].log_dir or 'runs/learners'}/{cfg['fabric'].run_name}/ppo.ckpt",
-                    checkpoint_state(result, cfg["ppo"]))
-    fabric.print(f"PPO {args.env_id}: {len(result.episode_returns)} episodes, "
-                 f"last 10 mean {np.mean(result.episode_returns[-10:]):.1f}, {result.steps_per_s:.0f} steps/s")
+    # python -m learners.ppo env_id=CartPole-v1 ppo.num_envs=8 fabric.strategy=ddp fabric.devices=2
+    command_line("ppo", PPOConfig, "CartPole-v1", train)

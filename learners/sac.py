@@ -19,7 +19,6 @@ from lightning.fabric import Fabric
 from torch import Tensor, nn
 
 from buffers.replay import ReplayBuffer, Transitions
-from learners.envs import autoresets_next_step, final_observations, finished_episodes, make_vector_env
 from learners.fabric import (
     FabricConfig,
     adam,
@@ -28,6 +27,13 @@ from learners.fabric import (
     make_fabric,
     optimize,
     polyak_update,
+)
+from learners.gym_tasks import (
+    autoresets_next_step,
+    command_line,
+    final_observations,
+    finished_episodes,
+    make_vector_env,
 )
 from learners.networks import SquashedGaussianAgent
 
@@ -230,13 +236,11 @@ def train_sac(env_id: str, config: SACConfig, fabric_config: FabricConfig, fabri
 
 
 if __name__ == "__main__":
-    from learners.cli import parse_configs
-    from learners.fabric import save_checkpoint
+    def train(env_id: str, config: SACConfig, fabric_config: FabricConfig, fabric: Fabric) -> tuple[dict, str]:
+        result = train_sac(env_id, config, fabric_config, fabric)
+        return result.learner.state_dict(), (
+            f"SAC {env_id}: {len(result.episode_returns)} episodes, "
+            f"last 5 mean {np.mean(result.episode_returns[-5:]):.1f}, {result.steps_per_s:.0f} steps/s")
 
-    args, cfg = parse_configs("SAC on a gymnasium task", sac=SACConfig, fabric=FabricConfig)
-    fabric = make_fabric(cfg["fabric"])
-    result = train_sac(args.env_id or "Pendulum-v1", cfg["sac"], cfg["fabric"], fabric)
-    save_checkpoint(fabric, f"{cfg['fabric'].log_dir or 'runs/learners'}/{cfg['fabric'].run_name}/sac.ckpt",
-                    result.learner.state_dict())
-    fabric.print(f"SAC {args.env_id}: {len(result.episode_returns)} episodes, "
-                 f"last 5 mean {np.mean(result.episode_returns[-5:]):.1f}, {result.steps_per_s:.0f} steps/s")
+    # python -m learners.sac env_id=Pendulum-v1 sac.utd_ratio=2
+    command_line("sac", SACConfig, "Pendulum-v1", train)

@@ -14,11 +14,8 @@ list of rows, atomically.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from risk.limits import RiskLimits
 from risk.overlay import RiskOverlay
 from risk.portfolio import monte_carlo_var, portfolio_var
+from storage.atomic import write_json
 
 OUTPUT = Path("runs/bench/risk.json")
 BURSTS = 5
@@ -117,14 +115,6 @@ def print_table(rows: list[dict]) -> None:
               f"{target:>11}")
 
 
-def write_atomically(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json")
-    with os.fdopen(handle, "w") as file:
-        json.dump(rows, file, indent=1)
-    os.replace(temporary, path)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=OUTPUT)
@@ -133,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = run(args.burst_seconds)
     print_table(rows)
-    write_atomically(rows, args.output)
+    write_json(args.output, rows, indent=1)
     print(f"wrote {args.output}")
 
 

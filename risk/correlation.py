@@ -14,8 +14,6 @@ the bar before) is logged in `events`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from storage.atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -115,13 +115,6 @@ class CorrelationTracker:
 
 
 def save_atomically(figure: Figure, path: Path) -> None:
-    """Write the figure to `path` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(handle)
-    try:
+    """Write the figure to `path` (its format from the suffix), atomically."""
+    with atomic_path(path) as temporary:
         figure.savefig(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise

@@ -8,7 +8,7 @@ At each step the env calls the hook with the target weights (E, N). The hook
      sees the book that will actually be held;
   4. applies `risk.overlay.RiskOverlay` (its margin rates taken from the market's costs, the
      simulator's own) with the covariance of one bar's returns at each env's
-     bar (`hierarchy.system.env_covariance`: EWMA volatilities and correlations, causal);
+     bar (`VecMarketEnv.covariance`: EWMA volatilities and correlations, causal);
   5. returns NaN again where a held position came through untouched (it stays a hold, with no
      trade), and the overlay's executed weights everywhere else.
 `last_report` keeps the overlay's report of the latest call: the decision log's "limits bound".
@@ -23,7 +23,6 @@ import numpy as np
 from envs.config import EnvConfig
 from envs.market_data import MarketData
 from envs.vec_env import VecMarketEnv
-from hierarchy.system import env_covariance
 from risk.drawdown import DrawdownTracker
 from risk.kernels import LIMIT_NAMES
 from risk.limits import RiskLimits
@@ -68,7 +67,7 @@ class RiskHook:
         allowed = self.tracker.update(env.equity)
         held = np.isnan(targets)
         book = np.where(held, env.weights, targets)                        # (E, N)
-        executed, self.report = self.overlay.apply(book, env_covariance(env), allowed)
+        executed, self.report = self.overlay.apply(book, env.covariance(), allowed)
         return np.where(held & (executed == book), np.nan, executed)
 
     @property

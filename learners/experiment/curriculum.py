@@ -9,27 +9,16 @@ saying so. Each phase starts from the previous phase's best checkpoint.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import torch
 
-from hierarchy.agents import FlatAgent
 from hierarchy.system import HierarchicalSystem
-from learners.checkpoints import PhaseCheckpoints
+from learners.experiment.loop import RunContext
+from learners.experiment.phases import phase1, phase2, phase3, train_flat
 from learners.fabric import broadcast_parameters
-from learners.phases import RunContext, phase1, phase2, phase3, train_flat
-from learners.train_config import phase_list
-
-
-@dataclass
-class TrainedPolicies:
-    """What a run trained: the hierarchy (at its last phase's best checkpoint) or the flat
-    policy, the flat baseline if asked for, and the wall seconds and env steps of each part."""
-
-    system: HierarchicalSystem | None
-    flat: FlatAgent | None
-    wall_s: dict[str, float] = field(default_factory=dict)
-    env_steps: dict[str, int] = field(default_factory=dict)
+from learners.run.config import phase_list
+from learners.run.folder import RunFolder, TrainingRecord
+from learners.run.restore import Policies
 
 
 def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, float]:
@@ -44,8 +33,8 @@ def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, flo
         if k == 2 and not config.ablation.meta:
             fabric.print("phase2: skipped (ablation.meta=false: allocations stay equal)")
             continue
-        here = PhaseCheckpoints(ctx.run_dir, name)
-        earlier = PhaseCheckpoints(config.init_from, name) if config.init_from else None
+        here = ctx.folder.checkpoints(name)
+        earlier = RunFolder(config.init_from).checkpoints(name) if config.init_from else None
         source = here if here.done and (ctx.resume or k not in asked) else None
         if source is None and k not in asked and earlier is not None and earlier.done:
             source = earlier
@@ -55,8 +44,8 @@ def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, flo
             fabric.print(f"{name}: using {source.path('best')}")
             continue
         if k not in asked:
-            fabric.print(f"{name}: no finished {name} in {ctx.run_dir}" + (f" or {config.init_from}" if earlier else "")
-                         + "; running it first")
+            also = f" or {config.init_from}" if earlier else ""
+            fabric.print(f"{name}: no finished {name} in {ctx.folder.path}{also}; running it first")
         started = time.perf_counter()
         if k == 1:
             phase1(ctx, system)
@@ -70,28 +59,26 @@ def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, flo
     return wall
 
 
-def train_policies(ctx: RunContext) -> TrainedPolicies:
+def train_policies(ctx: RunContext) -> tuple[Policies, TrainingRecord]:
     """Train what the config asks for: the flat policy (`ablation.policy=flat`) or the hierarchy
-    through the curriculum, and the flat baseline with `evaluation.flat_ppo`."""
-    config, fabric = ctx.config, ctx.fabric
+    through the curriculum, and the flat baseline with `evaluation.flat_ppo`; returns the
+    policies (each at its best validation checkpoint) and what training them spent."""
+    config, fabric, settings = ctx.config, ctx.fabric, ctx.settings
     torch.manual_seed(ctx.seed("init", 0))
-    budget = config.budget
-    steps = {"phase1": budget.phase1_steps, "phase2": budget.phase2_steps, "phase3": budget.phase3_steps,
-             "flat_ppo": budget.phase1_steps}
-    trained = TrainedPolicies(None, None)
+    policies, wall = Policies(), {}
     started = time.perf_counter()
     if config.ablation.policy == "flat":
-        trained.flat = train_flat(ctx, "phase1")
-        trained.wall_s["phase1"] = time.perf_counter() - started
+        policies.flat = train_flat(ctx, "phase1")
+        wall["phase1"] = time.perf_counter() - started
         if max(phase_list(config.phase)) > 1:
             fabric.print("phase2, phase3: skipped (the flat policy has one level)")
     else:
-        trained.system = ctx.ws.system(ctx.ws.env("train", 1, config.seed))
-        broadcast_parameters(fabric, trained.system)
-        trained.wall_s.update(run_curriculum(ctx, trained.system))
+        policies.system = ctx.ws.new_system()
+        broadcast_parameters(fabric, policies.system)
+        wall.update(run_curriculum(ctx, policies.system))
         if config.evaluation.flat_ppo:
             started = time.perf_counter()
-            trained.flat = train_flat(ctx)
-            trained.wall_s["flat_ppo"] = time.perf_counter() - started
-    trained.env_steps = {part: steps[part] for part in trained.wall_s}
-    return trained
+            policies.flat = train_flat(ctx)
+            wall["flat_ppo"] = time.perf_counter() - started
+    env_steps = {part: settings.phase(part).env_steps for part in wall}
+    return policies, TrainingRecord(wall, env_steps, fabric.world_size)

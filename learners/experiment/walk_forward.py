@@ -7,11 +7,9 @@ split into training bars and, after an embargo, validation bars that select the 
 (never the out-of-sample bars); `purge` bars separate it from the out-of-sample window, whose
 walk starts with the history before it. The fitted features (the HMM) see the fold's training
 bars and earlier only. Each fold trains in `walk_forward/fold_<k>/` of the run folder at
-`steps_scale` of the budget, and the run writes
-
-    eval/walk_forward.json              per fold: its windows and each policy's metrics; and the
-                                        metrics of the stitched out-of-sample returns
-    eval/walk_forward_returns.parquet   the stitched out-of-sample returns, one column per policy
+`steps_scale` of the budget, and the run writes `eval/walk_forward.json` (per fold: its windows
+and each policy's metrics; and the metrics of the stitched out-of-sample returns) and
+`eval/walk_forward_returns.parquet` (the stitched out-of-sample returns, one column per policy).
 
 Every window's walk starts flat and its first decision fills at its second bar, so a stitched
 window contributes one return fewer than it has bars.
@@ -25,13 +23,13 @@ import pandas as pd
 
 from envs.market_data import DataSplits, MarketData
 from eval import metrics
+from eval.backtest import walk_policies
 from eval.splits import Fold, walk_forward_folds
-from hierarchy.decision_log import json_ready
-from learners.curriculum import train_policies
-from learners.evaluation import policy_results, write_json
-from learners.phases import RunContext
-from learners.train_config import TrainConfig, WalkForwardConfig
-from learners.workspace import Workspace
+from learners.experiment.curriculum import train_policies
+from learners.experiment.loop import RunContext
+from learners.run.config import TrainConfig, WalkForwardConfig
+from learners.run.workspace import Workspace
+from storage.atomic import json_ready
 
 
 def fold_splits(market: MarketData, fold: Fold, validation_fraction: float, embargo: int) -> DataSplits:
@@ -76,15 +74,17 @@ def run_walk_forward(ctx: RunContext) -> dict:
     records, stitched = [], {}
     for k, fold in enumerate(folds):
         splits = fold_splits(market, fold, walk.validation_fraction, config.market.split.embargo_bars)
-        fold_ctx = RunContext(Workspace.for_splits(retrain, market, splits), ctx.fabric,
-                              ctx.run_dir / "walk_forward" / f"fold_{k}", ctx.resume)
+        fold_ws = Workspace.for_splits(retrain, market, splits, ctx.fabric.world_size)
+        fold_ctx = RunContext(fold_ws, ctx.fabric, ctx.folder.fold(k), ctx.resume)
+        if ctx.fabric.global_rank == 0:
+            fold_ctx.folder.write_settings(fold_ws.settings)
         ctx.fabric.print(f"walk-forward fold {k + 1}/{len(folds)}: train {splits.train.timestamps[0].date()} .. "
                          f"{splits.train.timestamps[-1].date()}, test {splits.test.timestamps[0].date()} .. "
                          f"{splits.test.timestamps[-1].date()}")
-        trained = train_policies(fold_ctx)
+        policies, _ = train_policies(fold_ctx)
         if ctx.fabric.global_rank != 0:
             continue
-        results = policy_results(fold_ctx, trained, "test")
+        results = walk_policies(fold_ws, policies, list(retrain.evaluation.baselines), "test")
         test, train = splits.test.timestamps, splits.train.timestamps
         records.append({"test_start": str(test[0].date()), "test_end": str(test[-1].date()),
                         "train_start": str(train[0].date()), "train_end": str(train[-1].date()),
@@ -96,15 +96,9 @@ def run_walk_forward(ctx: RunContext) -> dict:
     # where windows overlap (step < out_of_sample) each bar is scored by the earliest fold
     returns = pd.DataFrame({name: (series := pd.concat(parts))[~series.index.duplicated()]
                             for name, parts in stitched.items()})
-    returns.index.name = "timestamp"
-    folder = ctx.run_dir / "eval"
-    folder.mkdir(parents=True, exist_ok=True)
-    returns.to_parquet(folder / ".walk_forward_returns.parquet.tmp")
-    (folder / ".walk_forward_returns.parquet.tmp").replace(folder / "walk_forward_returns.parquet")
     summary = metrics.summary(returns.to_numpy(), periods_per_year=market.bars_per_year)
     content = {"config": dataclasses.asdict(walk), "folds": records,
                "stitched": {name: {key: float(value[j]) for key, value in summary.items()}
                             for j, name in enumerate(returns.columns)}}
-    content = json_ready(content)
-    write_json(folder / "walk_forward.json", content)
-    return content
+    ctx.folder.write_walk_forward(content, returns)
+    return json_ready(content)

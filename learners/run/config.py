@@ -1,14 +1,17 @@
-"""The structured config of `python -m learners.train`, registered in hydra's ConfigStore.
+"""The structured config of `python -m learners.train`, registered in hydra's ConfigStore, and
+the checks of its values.
 
 `configs/train.yaml` extends `TrainConfig`; the groups in `configs/` fill its nodes. Because the
 schema is typed, a misspelled key or group (`markt=synthetic8`, `market.sourse=...`) fails at
-start with hydra's message naming the key. This module and `learners.train` are the project's
-composition root: the one place in `learners` that imports the market side.
+start with hydra's message naming the key; `check_config` then names any value the curriculum
+cannot run with. What a run actually ran with (each phase's learner settings, the env's warm-up)
+is resolved from it once, in `learners.run.settings`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 
@@ -23,6 +26,7 @@ from learners.sac import SACConfig
 from risk.limits import RiskLimits
 
 PHASES = {"1": [1], "2": [2], "3": [3], "all": [1, 2, 3]}
+SPLITS = ("train", "validation", "test")
 
 
 def phase_list(phase: str) -> list[int]:
@@ -139,6 +143,23 @@ class TrainConfig:
     # A control experiment, never a strategy: the next bar's return enters the observations (the
     # pipeline must then learn a very high Sharpe). Runs with it are flagged in their metrics.
     leak_next_return: bool = False
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise ValueError naming the key of any setting the curriculum cannot run with."""
+    phase_list(config.phase)
+    if config.curriculum.pretrain not in ("cql", "none"):
+        raise ValueError(f"curriculum.pretrain='{config.curriculum.pretrain}' is not one of 'cql', 'none'")
+    period, bars = config.hierarchy.meta_period, config.curriculum.rollout_bars
+    if period < 1 or bars < 1 or bars % period:
+        raise ValueError(f"curriculum.rollout_bars={bars} must be a positive multiple of "
+                         f"hierarchy.meta_period={period}")
+    if config.evaluation.split not in SPLITS:
+        raise ValueError(f"evaluation.split='{config.evaluation.split}' is not one of {SPLITS}")
+    if config.ablation.policy not in ("hierarchy", "flat"):
+        raise ValueError(f"ablation.policy='{config.ablation.policy}' is not one of 'hierarchy', 'flat'")
+    if config.init_from and not Path(config.init_from).is_dir():
+        raise FileNotFoundError(f"init_from={config.init_from}: no such run folder")
 
 
 def register_configs() -> None:

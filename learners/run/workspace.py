@@ -1,5 +1,5 @@
-"""What a training run is built from: the market, its splits, the causal features, and the
-simulators and hierarchy on each split (part of the composition root with `learners.train`).
+"""What a run's policies act in: the market, its splits, the causal features, the run's
+effective settings, and the factories of its envs and fresh policies.
 
 An env on a split sees the split's bars plus `warmup_bars` bars of history before them (for its
 EWMA estimates and windows; no decision is taken there), so validation and test decisions start
@@ -19,11 +19,11 @@ from envs.loading import load_market, split_market
 from envs.market_data import DataSplits, MarketData
 from envs.vec_env import VecMarketEnv
 from features.pipeline import FeatureSet, build_features
-from hierarchy.risk_hook import risk_env
+from hierarchy.agents import FlatAgent
 from hierarchy.system import HierarchicalSystem
-from learners.train_config import TrainConfig
-
-SPLITS = ("train", "validation", "test")
+from learners.run.config import TrainConfig
+from learners.run.settings import RunSettings
+from risk.env_hook import risk_env
 
 
 def next_return_leak(market: MarketData, execution: str) -> np.ndarray:
@@ -39,34 +39,47 @@ def next_return_leak(market: MarketData, execution: str) -> np.ndarray:
     return (leak / np.where(scale > 0, scale, 1.0)).astype(np.float32)[..., None]
 
 
+def env_features(config: TrainConfig, market: MarketData, features: FeatureSet) -> dict[str, np.ndarray]:
+    """The feature arrays an env on `market` takes (the control leak appended to the instrument
+    features when the run asks for it)."""
+    instrument = features.instrument_features
+    if config.leak_next_return:
+        instrument = np.concatenate([instrument, next_return_leak(market, config.env.execution)], axis=-1)
+    return {"instrument_features": instrument, "global_features": features.global_features,
+            "regime_probs": features.regime_probs}
+
+
 @dataclass
 class Workspace:
-    """A run's market, splits and features, and the factories of its envs and hierarchy."""
+    """A run's market, splits, features and settings, and the factories of its envs and policies."""
 
     config: TrainConfig
     market: MarketData
     splits: DataSplits
     features: FeatureSet
-    instrument_features: np.ndarray      # (T, N, F) with the control leak appended if asked
-    warmup_bars: int                     # history every env gets before its first decision
+    env_features: dict[str, np.ndarray]      # (T, ...) rows of every feature array an env takes
+    settings: RunSettings
 
     @classmethod
-    def build(cls, config: TrainConfig) -> Workspace:
+    def build(cls, config: TrainConfig, world_size: int = 1) -> Workspace:
         """The configured market split by `market.split`."""
         market = load_market(config.market)
-        return cls.for_splits(config, market, split_market(market, config.market.split))
+        return cls.for_splits(config, market, split_market(market, config.market.split), world_size)
 
     @classmethod
-    def for_splits(cls, config: TrainConfig, market: MarketData, splits: DataSplits) -> Workspace:
+    def for_splits(cls, config: TrainConfig, market: MarketData, splits: DataSplits,
+                   world_size: int = 1) -> Workspace:
         """`market` with the given splits (slices of it, e.g. a walk-forward fold's); the fitted
         features see the bars up to the training split's end only."""
         train_end = int(market.timestamps.get_loc(splits.train.timestamps[-1])) + 1
         features = build_features(market, config.features, train_end=train_end)
-        instrument = features.instrument_features
-        if config.leak_next_return:
-            instrument = np.concatenate([instrument, next_return_leak(market, config.env.execution)], axis=-1)
         warmup = max(config.env.warmup_bars, features.warmup_bars)
-        return cls(config, market, splits, features, instrument, warmup)
+        return cls(config, market, splits, features, env_features(config, market, features),
+                   RunSettings.resolve(config, warmup, world_size))
+
+    @property
+    def warmup_bars(self) -> int:
+        return self.settings.warmup_bars
 
     def start(self, part: str) -> int:
         """Row of the split's first bar in the whole market."""
@@ -79,22 +92,28 @@ class Workspace:
         first = max(start - self.warmup_bars, 0)
         stop = start + self.splits[part].n_bars
         rows = slice(first, stop)
-        features = {"instrument_features": self.instrument_features[rows],
-                    "global_features": self.features.global_features[rows],
-                    "regime_probs": self.features.regime_probs[rows]}
-        return self.market.slice_time(first, stop), features
+        return self.market.slice_time(first, stop), {name: array[rows] for name, array in self.env_features.items()}
 
     def env(self, part: str, num_envs: int, seed: int) -> VecMarketEnv:
-        """E training envs on `part` behind the risk overlay. Episodes last `env.episode_length`
-        bars at most `curriculum.rollout_bars`: every rollout restarts the envs anyway, and
-        shorter episodes let them start anywhere in the split, its last bars included."""
+        """E training envs on `part` behind the risk overlay (`settings.train_env`)."""
         market, features = self.window(part)
-        length = self.config.env.episode_length
-        rollout = self.config.curriculum.rollout_bars
-        env_config = dataclasses.replace(self.config.env, warmup_bars=self.warmup_bars,
-                                         episode_length=min(length, rollout) if length > 0 else rollout)
-        return risk_env(market, env_config, self.config.risk, num_envs, seed=seed, **features)
+        return risk_env(market, self.settings.train_env, self.config.risk, num_envs, seed=seed, **features)
 
-    def system(self, env: VecMarketEnv) -> HierarchicalSystem:
-        """A freshly initialised hierarchy sized from `env`'s views."""
-        return HierarchicalSystem(env, self.config.hierarchy)
+    def new_system(self) -> HierarchicalSystem:
+        """A freshly initialised hierarchy sized from an env's views."""
+        return HierarchicalSystem(self.env("train", 1, self.config.seed), self.config.hierarchy)
+
+    def new_flat_agent(self) -> FlatAgent:
+        """A freshly initialised flat policy sized from an env's observation."""
+        return FlatAgent.for_env(self.env("train", 1, self.config.seed), self.config.hierarchy.specialist_hidden)
+
+    def features_for(self, market: MarketData, fit_end: int) -> dict[str, np.ndarray]:
+        """The env feature arrays of another market of the run's universe (a crash path, say),
+        computed with the run's settings, the regime HMM fitted on its first `fit_end` bars with
+        the run's number of regimes, so the networks see inputs of the sizes they trained on."""
+        config = dataclasses.replace(self.config.features, cache=False)
+        if config.regime:
+            states = self.features.regime_probs.shape[1]
+            config = dataclasses.replace(config, regimes=dataclasses.replace(
+                config.regimes, min_states=states, max_states=states))
+        return env_features(self.config, market, build_features(market, config, train_end=fit_end))

@@ -190,3 +190,20 @@ def test_bad_inputs_name_the_culprit(market):
         VecMarketEnv(market, EnvConfig(episode_length=5000), num_envs=1)
     with pytest.raises(ValueError, match="env.vol_halflife=0"):
         VecMarketEnv(market, EnvConfig(vol_halflife=0), num_envs=1)
+
+
+@pytest.mark.parametrize("correlation", ["instruments", "domains"])
+def test_covariance_of_one_bar_from_the_ewma_tables(market, correlation):
+    env = VecMarketEnv(market, EnvConfig(episode_length=50, meta_correlation=correlation), num_envs=4, seed=0)
+    env.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        env.step(rng.uniform(-0.3, 0.3, (4, market.n_instruments)))
+    covariance = env.covariance()
+    assert covariance.shape == (4, 8, 8)
+    assert np.allclose(covariance, covariance.transpose(0, 2, 1))
+    assert (np.linalg.eigvalsh(covariance) > -1e-12).all()
+    vol = env.tables.bar_vol[env.state.bar]
+    np.testing.assert_allclose(np.diagonal(covariance, axis1=1, axis2=2), vol**2)
+    off_diagonal = covariance[:, ~np.eye(8, dtype=bool)]
+    assert (off_diagonal != 0).any() if correlation == "instruments" else (off_diagonal == 0).all()

@@ -1,7 +1,8 @@
 """A tiny finished sweep on disk, built from real computations: each run's policies are walked
 through the synthetic market's test split by eval.backtest (the hierarchy and the flat policy
 untrained, seeded by the run's seed; the baselines by eval.baselines), its regimes detected by
-the HMM fitted on the training split, and its folder written as training runs write theirs."""
+the HMM fitted on the training split, and its folder written by the writers training runs use
+(`RunFolder.write_config`, `eval.backtest.write_evaluation`)."""
 
 from __future__ import annotations
 
@@ -19,21 +20,21 @@ from omegaconf import OmegaConf
 from envs.config import EnvConfig
 from envs.loading import MarketConfig, load_market, split_market
 from envs.vec_env import VecMarketEnv
-from eval.backtest import run, run_schedule, run_system, scale_costs
+from eval.backtest import run, run_schedule, run_system, scale_costs, write_evaluation
 from eval.baselines import BaselineConfig, baseline_weights
-from eval.runs import write_evaluation
 from features.regimes import RegimeDetector, regime_inputs
 from hierarchy.networks import FlatPolicy
 from hierarchy.system import HierarchicalSystem, HierarchyConfig
-from learners.train_config import TrainConfig
+from learners.run.config import TrainConfig
+from learners.run.folder import RunFolder, TrainingRecord
 
 SWEEP_BASELINES = ("equal_weight", "buy_and_hold", "min_variance", "trend_following", "random", "oracle")
 ABLATIONS = ("full", "no_meta", "flat_ppo")
 SEEDS = (0, 1)
 
 
-def train_config(ablation: str, seed: int) -> dict:
-    """A resolved TrainConfig as a run's .hydra/config.yaml holds it."""
+def train_config(ablation: str, seed: int) -> TrainConfig:
+    """The resolved TrainConfig of one run of the sweep."""
     config = OmegaConf.structured(TrainConfig)
     overrides = {"experiment": "tiny", "seed": seed, "ablation.name": ablation, "ablation.meta": ablation != "no_meta",
                  "ablation.policy": "flat" if ablation == "flat_ppo" else "hierarchy",
@@ -42,7 +43,7 @@ def train_config(ablation: str, seed: int) -> dict:
                  "market.split.train_fraction": 0.5, "market.split.validation_fraction": 0.1}
     for key, value in overrides.items():
         OmegaConf.update(config, key, value)
-    return OmegaConf.to_container(config, resolve=True)
+    return OmegaConf.to_object(config)
 
 
 def _flat_decide(market, seed: int):
@@ -58,7 +59,7 @@ def _flat_decide(market, seed: int):
     return decide
 
 
-def _learned(ablation: str, seed: int, market, config: EnvConfig, folder: Path, cost_factor: float):
+def _learned(ablation: str, seed: int, market, config: EnvConfig, decision_log: Path, cost_factor: float):
     name = "flat_ppo" if ablation == "flat_ppo" else "hierarchy"
     walked = scale_costs(market, cost_factor)
     if name == "flat_ppo":
@@ -66,8 +67,7 @@ def _learned(ablation: str, seed: int, market, config: EnvConfig, folder: Path, 
     torch.manual_seed(seed)
     system = HierarchicalSystem(VecMarketEnv(market, config, num_envs=4, seed=0), HierarchyConfig(meta_period=5))
     system.fixed_meta = ablation == "no_meta"
-    log = folder / "decisions.jsonl" if cost_factor == 1.0 else None
-    return run_system(name, walked, config, system, decision_log=log)
+    return run_system(name, walked, config, system, decision_log=decision_log if cost_factor == 1.0 else None)
 
 
 @cache
@@ -75,6 +75,10 @@ def _splits(market: str):
     """The market of a run's `market` config (as YAML) and its splits."""
     config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MarketConfig), yaml.safe_load(market)))
     return split_market(load_market(config), config.split)
+
+
+def _market_key(config: TrainConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config.market))
 
 
 @cache
@@ -97,17 +101,14 @@ def _regimes(market_key: str) -> pd.DataFrame:
 def build_run(folder: Path, ablation: str, seed: int) -> Path:
     """One finished run folder of the tiny sweep."""
     started = time.perf_counter()
-    config = train_config(ablation, seed)
-    (folder / ".hydra").mkdir(parents=True)
-    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"ablation={ablation}", f"seed={seed}"]))
-    market_key = yaml.safe_dump(config["market"])
+    config, run = train_config(ablation, seed), RunFolder(folder)
+    run.write_config(config)
+    market_key = _market_key(config)
     market, env_config = _splits(market_key).test, EnvConfig()
-    evaluation = folder / "eval"
     walls = {"phase1": time.perf_counter() - started}
     results, pre_cost = [], []
     for factor, out in ((1.0, results), (0.0, pre_cost)):
-        out.append(_learned(ablation, seed, market, env_config, evaluation, factor))
+        out.append(_learned(ablation, seed, market, env_config, run.decisions_file, factor))
         for name in SWEEP_BASELINES:
             schedule = _schedule(name, seed if name == "random" else 0, market_key)
             out.append(run_schedule(name, scale_costs(market, factor), env_config, schedule))
@@ -115,11 +116,8 @@ def build_run(folder: Path, ablation: str, seed: int) -> Path:
     regimes = _regimes(market_key)
     walls["phase3"] = time.perf_counter() - started - walls["phase1"] - walls["phase2"]
     steps = sum(len(r.returns) for r in results + pre_cost)
-    # env steps in all, or per phase as learners.evaluation records them: the report reads both
-    env_steps = dict.fromkeys(walls, steps / 3) if ablation == "no_meta" else steps
-    write_evaluation(evaluation, market, results, pre_cost,
-                     {"seed": seed, "ablation": ablation, "budget": "smoke",
-                      "training": {"wall_s": walls, "env_steps": env_steps}}, regimes)
+    training = TrainingRecord(walls, dict.fromkeys(walls, steps // 3))
+    write_evaluation(run, config, "test", market, results, pre_cost, training, regimes)
     return folder
 
 
@@ -145,7 +143,7 @@ def tiny_report(tiny_sweep, tmp_path_factory) -> tuple[Path, str]:
     import contextlib
     import io
 
-    from eval.report import main
+    from eval.report import ReportConfig, report
     from hierarchy.bench import main as bench
 
     bench_dir = tmp_path_factory.mktemp("bench")
@@ -153,7 +151,7 @@ def tiny_report(tiny_sweep, tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("paper")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main([str(tiny_sweep), "--out", str(out), "--bench", str(bench_dir), "--resamples", "200",
-              "--crash-paths", "2", "--crash-length", "30", "--var-window", "40",
-              "--crash-policies", "equal_weight,trend_following,oracle"])
+        report(ReportConfig(runs=str(tiny_sweep), out=str(out), bench=str(bench_dir), resamples=200, crash_paths=2,
+                            crash_length=30, var_window=40,
+                            crash_policies=["equal_weight", "trend_following", "oracle"]))
     return out, printed.getvalue()

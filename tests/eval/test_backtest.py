@@ -9,6 +9,7 @@ from envs.config import EnvConfig
 from envs.synthetic import SyntheticConfig, generate
 from eval.backtest import cost_stress, replay_schedule, run_policy, run_schedule, run_system, scale_costs
 from eval.baselines import baseline_weights
+from learners.run.folder import write_frames
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def test_equal_weight_backtest_closes_and_summarises(market, tmp_path):
     assert stats["costs"] > 0 and stats["turnover"] > 0
     # each instrument's contribution (PnL - costs over equity before the bar) adds up to the return
     np.testing.assert_allclose(result.contributions.sum(axis=1), result.returns, atol=1e-12)
-    result.write(tmp_path, market.symbols)
+    write_frames(tmp_path, result.name, result.frames(market.symbols))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "equal_weight_contributions.parquet", "equal_weight_costs.parquet",
         "equal_weight_returns.parquet", "equal_weight_weights.parquet"]

@@ -12,7 +12,7 @@ import yaml
 
 from eval import metrics
 from eval.latex import number
-from eval.report import FIGURES, TABLES, ReportOptions, report, select_setting
+from eval.report import FIGURES, TABLES, ReportConfig, report, select_setting
 from eval.results import walk_forward_table
 from eval.runs import MixedConfigError, Run, find_runs, group_runs
 from eval.splits import walk_forward_folds
@@ -42,12 +42,12 @@ def test_numbers_trace_back_to_the_runs(tiny_report, tiny_sweep):
     out, _ = tiny_report
     macros = _macros(out)
     full = [Run.load(tiny_sweep / f"ablation=full,seed={s}") for s in (0, 1)]
-    sharpe = [run.metrics["policies"]["hierarchy"]["sharpe"] for run in full]
+    sharpe = [run.evaluation.policies["hierarchy"]["sharpe"] for run in full]
     assert macros["LearnedSharpe"] == number(np.mean(sharpe))
-    assert macros["MainSharpeEqualWeight"] == number(np.mean([r.metrics["policies"]["equal_weight"]["sharpe"]
+    assert macros["MainSharpeEqualWeight"] == number(np.mean([r.evaluation.policies["equal_weight"]["sharpe"]
                                                               for r in full]))
     assert macros["NumSeeds"] == "2" and macros["NumRuns"] == "6" and macros["NumTrials"] == "6"
-    assert macros["TestStart"] == full[0].frame("hierarchy", "returns").index[0].date().isoformat()
+    assert macros["TestStart"] == full[0].folder.frame("hierarchy", "returns").index[0].date().isoformat()
     assert macros["CfgHierarchyMetaPeriod"] == "5" and macros["WalkForwardFolds"] == "0"
     # every policy of the primary row has a main-table row, and flat PPO joins from its own row
     main = (out / "tables" / "main.tex").read_text()
@@ -63,7 +63,7 @@ def test_numbers_trace_back_to_the_runs(tiny_report, tiny_sweep):
     assert "No walk-forward results" in (out / "tables" / "walk_forward.tex").read_text()
     assert "Decision latency p99" in (out / "tables" / "latency.tex").read_text()
     compute = (out / "tables" / "compute.tex").read_text()
-    assert compute.count("3{,}864") == 3                    # env steps in all and per phase alike
+    assert compute.count("3{,}864") == 3                    # env steps summed over the phases
 
 
 def test_walk_forward_folds_are_tabled_when_recorded(tiny_sweep, tmp_path):
@@ -73,7 +73,7 @@ def test_walk_forward_folds_are_tabled_when_recorded(tiny_sweep, tmp_path):
     expected = []
     for seed in (0, 1):
         run = Run.load(root / f"seed={seed}")
-        returns = {p: run.frame(p, "returns")["return"] for p in ("hierarchy", "equal_weight")}
+        returns = {p: run.folder.frame(p, "returns")["return"] for p in ("hierarchy", "equal_weight")}
         index = returns["hierarchy"].index
         folds = walk_forward_folds(len(index), in_sample=60, out_of_sample=60, step=60)
         record = {"folds": [{"test_start": str(index[f.test[0]].date()), "test_end": str(index[f.test[-1]].date()),
@@ -96,7 +96,7 @@ def test_mixed_configs_are_refused_before_anything_is_written(tiny_sweep, tmp_pa
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "paper"
     with pytest.raises(MixedConfigError, match=r"ablation=no_meta.*risk\.max_drawdown \(0\.15 vs 0\.3\)"):
-        report(root, ReportOptions(out=out))
+        report(ReportConfig(runs=str(root), out=str(out)))
     assert not out.exists()
 
 
@@ -109,7 +109,7 @@ def test_one_setting_at_a_time(tiny_sweep, tmp_path):
     config["market"]["synthetic"]["seed"] = 9
     path.write_text(yaml.safe_dump(config))
     groups = group_runs(find_runs(root))
-    with pytest.raises(ValueError, match=r"2 settings match market=None.*pass --market and --budget"):
+    with pytest.raises(ValueError, match=r"2 settings match market=None.*pass market=\.\.\. and budget=\.\.\."):
         select_setting(groups, None, None)
     chosen = select_setting(groups, "synthetic8 (alpha 1, seed 9)", None)
     assert [g.runs[0].path.name for g in chosen] == ["b"]

@@ -6,6 +6,8 @@ import shutil
 import pytest
 import yaml
 
+from envs.loading import MarketConfig
+from envs.synthetic import SyntheticConfig
 from eval.runs import MixedConfigError, Run, find_runs, flatten, group_runs, market_label
 
 from .conftest import ABLATIONS, SEEDS, SWEEP_BASELINES
@@ -16,20 +18,20 @@ def test_a_run_folder_holds_the_contract(tiny_sweep):
     assert run.seed == 1 and run.ablation == "full" and run.budget == "smoke"
     assert run.market == "synthetic8 (alpha 1, seed 4)"
     assert run.policies == ["hierarchy", *SWEEP_BASELINES] and run.learned_policy == "hierarchy"
-    assert set(run.metrics["pre_cost"]) == set(run.policies)
-    assert run.metrics["domains"] == {"forex": ["EURUSD", "GBPUSD", "USDJPY"], "commodities": ["XAUUSD", "WTIUSD"],
+    assert set(run.summaries("pre_cost")) == set(run.policies)
+    assert run.evaluation.domains == {"forex": ["EURUSD", "GBPUSD", "USDJPY"], "commodities": ["XAUUSD", "WTIUSD"],
                                       "equity": ["SPX500", "NAS100", "US30"]}
-    returns = run.frame("hierarchy", "returns")
-    assert returns["return"].to_numpy() == pytest.approx(run.frame("hierarchy", "contributions").sum(axis=1))
-    assert run.metrics["policies"]["hierarchy"]["sharpe"] != run.metrics["pre_cost"]["hierarchy"]["sharpe"]
-    assert len(run.decisions()) == len(returns)
-    assert list(run.regimes().columns) == ["regime_0", "regime_1", "regime_2"]
-    assert run.walk_forward() is None
+    returns = run.folder.frame("hierarchy", "returns")
+    assert returns["return"].to_numpy() == pytest.approx(run.folder.frame("hierarchy", "contributions").sum(axis=1))
+    assert run.summaries()["hierarchy"]["sharpe"] != run.summaries("pre_cost")["hierarchy"]["sharpe"]
+    assert len(run.folder.decisions()) == len(returns)
+    assert list(run.folder.regimes().columns) == ["regime_0", "regime_1", "regime_2"]
+    assert run.folder.walk_forward() is None
     history, split = run.evaluation_market()
     assert split.timestamps.get_indexer(returns.index).min() > 0
     assert history.timestamps[-1] == split.timestamps[-1] and history.timestamps[0] < split.timestamps[0]
     with pytest.raises(FileNotFoundError, match="has no weights of policy 'astrology'"):
-        run.frame("astrology", "weights")
+        run.folder.frame("astrology", "weights")
 
 
 def test_finds_and_groups_the_sweep(tiny_sweep):
@@ -90,14 +92,21 @@ def test_broken_run_folders_are_named(tiny_sweep, tmp_path):
     (other / ".hydra" / "config.yaml").unlink()
     with pytest.raises(FileNotFoundError, match=r"config\.yaml: the run has no resolved config"):
         find_runs(root)
+    (other / ".hydra" / "config.yaml").write_text("{markt: {}}")
+    with pytest.raises(ValueError, match=r"config\.yaml: the resolved config does not fit TrainConfig: .*markt"):
+        find_runs(root)
     (other / ".hydra" / "config.yaml").write_text("{}")
     (other / "eval" / "metrics.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"metrics\.json: unreadable evaluation metrics"):
+        find_runs(root)
+    (other / "eval" / "metrics.json").write_text(json.dumps({"split": "test", "sharpe": 1.0}))
+    with pytest.raises(ValueError, match=r"metrics\.json: not an evaluation record; missing keys .*'policies'.*"
+                                         r"unknown keys \['sharpe'\]"):
         find_runs(root)
 
 
 def test_flatten_and_market_label():
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": {}}) == {"a.b": 1, "a.c": (1, 2), "d": {}}
-    assert market_label({"source": "us_equity_sectors"}) == "us_equity_sectors"
-    assert market_label({"source": "synthetic", "synthetic": {"universe": "factor", "alpha": 0.0, "seed": 3}}) == \
-        "factor (alpha 0, seed 3)"
+    assert market_label(MarketConfig(source="us_equity_sectors")) == "us_equity_sectors"
+    factor = MarketConfig(synthetic=SyntheticConfig(universe="factor", alpha=0.0, seed=3))
+    assert market_label(factor) == "factor (alpha 0, seed 3)"

@@ -12,8 +12,8 @@ from eval.backtest import run_system
 from features.config import FeaturesConfig
 from features.pipeline import build_features
 from hierarchy.decision_log import read_decision_log
-from hierarchy.risk_hook import RiskHook, risk_env
 from hierarchy.system import HierarchicalSystem, HierarchyConfig
+from risk.env_hook import RiskHook, risk_env
 from risk.limits import RiskLimits
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from learners.envs import evaluate
 from learners.fabric import FabricConfig
+from learners.gym_tasks import evaluate
 from learners.ppo import PPOConfig, train_ppo
 from learners.sac import SACConfig, train_sac
 

@@ -6,7 +6,7 @@ import pytest
 
 from envs.config import EnvConfig
 from envs.synthetic import SyntheticConfig, generate
-from hierarchy.risk_hook import risk_env
+from risk.env_hook import risk_env
 from risk.limits import RiskLimits
 
 
@@ -52,7 +52,7 @@ def test_kill_switch_flattens_after_a_drawdown(market):
 
 
 def test_margin_rates_come_from_the_market(market):
-    from hierarchy.risk_hook import RiskHook, market_margin_rates
+    from risk.env_hook import RiskHook, market_margin_rates
 
     rates = market_margin_rates(market)
     assert rates == {"fx": 0.0333, "commodity": 0.10, "equity_index": 0.05}

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from envs.synthetic import SyntheticConfig, generate
+from learners.experiment.walk_forward import fold_splits, folds_of
+from learners.run.config import WalkForwardConfig
 from learners.train import train
-from learners.train_config import WalkForwardConfig
-from learners.walk_forward import fold_splits, folds_of
-from tests.learners.test_curriculum import config
+from tests.learners.experiment.test_curriculum import config
 
 
 def test_folds_start_after_the_warm_up_and_keep_the_last_ones():

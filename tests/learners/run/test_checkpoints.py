@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from buffers.replay import ReplayBuffer
-from learners.checkpoints import PhaseCheckpoints
 from learners.fabric import FabricConfig, adam, make_fabric
 from learners.networks import SquashedGaussianAgent
+from learners.run.checkpoints import PhaseCheckpoints
 from learners.sac import SACConfig, SACLearner
 
 

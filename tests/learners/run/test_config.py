@@ -9,9 +9,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from learners.train_config import TrainConfig, phase_list, register_configs
+from learners.run.config import TrainConfig, phase_list, register_configs
 
-CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")
+CONFIGS = str(Path(__file__).resolve().parents[3] / "configs")
 
 
 def compose_train(overrides: list[str]) -> TrainConfig:

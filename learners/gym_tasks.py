@@ -1,15 +1,22 @@
-"""Gymnasium tasks for the learners' own loops: vector envs, episode statistics, running
-observation and reward normalisation (as modules, so checkpoints carry their statistics), and
-the deterministic evaluation every benchmark number comes from."""
+"""Gymnasium tasks for the learners' own loops (CartPole, Pendulum, ...; the market simulator is the
+top-level `envs` package): vector envs, episode statistics, running observation and reward
+normalisation (as modules, so checkpoints carry their statistics), the deterministic evaluation
+every benchmark number comes from, and `command_line`, the hydra entry point shared by
+`python -m learners.ppo` and `python -m learners.sac`."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from lightning.fabric import Fabric
 from torch import Tensor, nn
+
+from learners.fabric import FabricConfig, make_fabric, save_checkpoint
 
 
 def make_vector_env(env_id: str, num_envs: int, seed: int, rescale_actions: bool = False,
@@ -131,3 +138,48 @@ def evaluate(env_id: str, act: Callable[[Tensor], Tensor], episodes: int, seed: 
             done = terminated or truncated
     env.close()
     return returns
+
+
+def run_folder(log_dir: str, run_name: str) -> str:
+    """A learner's run folder: its TensorBoard folder `log_dir/run_name`, or
+    `runs/learners/run_name` when nothing is logged (`log_dir=""`)."""
+    return f"{log_dir or 'runs/learners'}/{run_name}"
+
+
+def command_line(algo: str, config_class: type, env_id: str,
+                 train: Callable[[str, Any, FabricConfig, Fabric], tuple[dict, str]]) -> None:
+    """`python -m learners.<algo> env_id=... <algo>.<field>=... fabric.<field>=...`: hydra over the
+    structured config (env_id, `config_class` as `<algo>`, FabricConfig as `fabric`), registered in
+    hydra's ConfigStore, so a misspelled key fails at start naming it. `train(env_id, config,
+    fabric_config, fabric)` returns the checkpoint's state and a summary line; the state is saved
+    as `<run folder>/<algo>.ckpt` and the line printed. Hydra's run folder is the run folder
+    (`fabric.log_dir/fabric.run_name`), so `.hydra/config.yaml` lies beside the checkpoint; the
+    working directory stays put. Hydra is imported here, not when the learners are."""
+    import hydra
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import DictConfig, OmegaConf
+
+    schema = dataclasses.make_dataclass(f"{algo.upper()}CommandLine", [
+        ("env_id", str, env_id),
+        (algo, config_class, dataclasses.field(default_factory=config_class)),
+        ("fabric", FabricConfig, dataclasses.field(default_factory=FabricConfig)),
+    ])
+    if not OmegaConf.has_resolver("learner_run_folder"):
+        OmegaConf.register_new_resolver("learner_run_folder", run_folder)
+    store = ConfigStore.instance()
+    store.store(name=f"{algo}_schema", node=schema)
+    store.store(name=f"{algo}_command_line", node={
+        "defaults": [f"{algo}_schema", "_self_"],
+        "hydra": {"run": {"dir": "${learner_run_folder:${fabric.log_dir},${fabric.run_name}}"},
+                  "job": {"name": algo, "chdir": False}},
+    })
+
+    @hydra.main(config_path=None, config_name=f"{algo}_command_line", version_base="1.3")
+    def main(cfg: DictConfig) -> None:
+        config = OmegaConf.to_object(cfg)
+        fabric = make_fabric(config.fabric)
+        state, summary = train(config.env_id, getattr(config, algo), config.fabric, fabric)
+        save_checkpoint(fabric, f"{run_folder(config.fabric.log_dir, config.fabric.run_name)}/{algo}.ckpt", state)
+        fabric.print(summary)
+
+    main()

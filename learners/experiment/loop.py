@@ -1,0 +1,150 @@
+"""The loop every phase of the curriculum runs in: rollout-and-update iterations with their
+TensorBoard scalars, validation on the validation split, checkpoints, exact resume and the stop
+on a NaN or exploding loss.
+
+Every rollout reseeds torch from (seed, phase, rollout, rank), so a run resumed from its last
+checkpoint repeats exactly what it would have done. A phase keeps `best.ckpt` by validation
+Sharpe (never the test split; its untrained start competes too) and `last.ckpt` every
+`curriculum.checkpoint_every` rollouts; a NaN or exploding loss stops the run naming the loss and
+the rollout, with the last good checkpoint left in place.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.fabric import Fabric
+from torch.utils.tensorboard import SummaryWriter
+
+from learners.run.config import TrainConfig
+from learners.run.folder import RunFolder
+from learners.run.settings import RunSettings
+from learners.run.workspace import Workspace
+
+PHASE_INDEX = {"init": 0, "phase1": 1, "phase2": 2, "phase3": 3, "flat_ppo": 4}
+
+
+class TrainingStopped(RuntimeError):
+    """A loss became NaN or exploded; the message names it and the last good checkpoint."""
+
+
+@dataclass
+class RunContext:
+    """What every phase shares: the workspace, Fabric, the run folder and whether to resume."""
+
+    ws: Workspace
+    fabric: Fabric
+    folder: RunFolder
+    resume: bool
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.ws.config
+
+    @property
+    def settings(self) -> RunSettings:
+        return self.ws.settings
+
+    def seed(self, phase: str, iteration: int) -> int:
+        """A seed of its own for every (run seed, phase, rollout, process)."""
+        entropy = [self.config.seed, PHASE_INDEX[phase], iteration + 1, self.fabric.global_rank]
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def check_losses(scalars: dict[str, float], max_abs_loss: float) -> None:
+    """FloatingPointError naming the first loss that is NaN or beyond `max_abs_loss`."""
+    for name, value in scalars.items():
+        if "losses/" in name and not abs(value) <= max_abs_loss:
+            raise FloatingPointError(f"{name} is {value} (limit curriculum.max_abs_loss={max_abs_loss})")
+
+
+class PhaseLog:
+    """A phase's TensorBoard scalars and validation records in its folder (rank 0 writes; the
+    other processes log nothing)."""
+
+    def __init__(self, ctx: RunContext, phase: str) -> None:
+        self.folder, self.phase = ctx.folder, phase
+        self.writer = SummaryWriter(str(ctx.folder.phase_dir(phase))) if ctx.fabric.global_rank == 0 else None
+
+    def scalars(self, scalars: dict[str, float], step: int) -> None:
+        if self.writer is not None:
+            for name, value in scalars.items():
+                self.writer.add_scalar(name, value, step)
+
+    def validation(self, record: dict[str, Any]) -> None:
+        if self.writer is not None:
+            with self.folder.validation_log(self.phase).open("a") as log:
+                log.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class PhaseLoop:
+    """Rollout-and-update iterations of one phase with logging, validation and checkpoints.
+
+    `objects` (modules, optimizers, learners, replay buffers) are what its checkpoints hold;
+    `validate()` returns the validation Sharpe of the current policy."""
+
+    def __init__(self, ctx: RunContext, phase: str, objects: dict[str, Any], validate: Callable[[], float]) -> None:
+        self.ctx, self.phase, self.objects, self.validate = ctx, phase, objects, validate
+        self.checkpoints = ctx.folder.checkpoints(phase)
+        self.best_sharpe = -np.inf
+        self.log = PhaseLog(ctx, phase)
+
+    def _save(self, which: str, iteration: int, env_steps: int) -> None:
+        self.checkpoints.save(self.ctx.fabric, which, {**self.objects, "iteration": iteration,
+                                                       "env_steps": env_steps, "best_sharpe": self.best_sharpe})
+
+    def _validation(self, iteration: int, env_steps: int) -> None:
+        sharpe = float(self.validate())
+        self.log.scalars({"validation/sharpe": sharpe}, env_steps)
+        self.log.validation({"rollout": iteration, "env_steps": env_steps, "sharpe": sharpe})
+        if sharpe > self.best_sharpe or not self.checkpoints.exists("best"):
+            self.best_sharpe = max(sharpe, self.best_sharpe)
+            self._save("best", iteration, env_steps)
+
+    def _resume(self, rollouts: int) -> int:
+        """The first rollout to run: after the last checkpoint's when resuming (its state
+        restored), else 0, after validating the untrained start."""
+        if self.ctx.resume and self.checkpoints.exists("last"):
+            state = self.checkpoints.load("last", self.objects, self.ctx.fabric.device)
+            self.best_sharpe = float(state["best_sharpe"])
+            self.ctx.fabric.print(f"{self.phase}: resuming after rollout {state['iteration']} of {rollouts}")
+            return int(state["iteration"]) + 1
+        self._validation(-1, 0)           # the starting point competes for the best checkpoint
+        return 0
+
+    def run(self, rollouts: int, steps_per_rollout: int, step: Callable[[int, int], dict[str, float]]) -> None:
+        """`step(rollout, seed)` does one rollout and its updates and returns the scalars to log."""
+        fabric, curriculum = self.ctx.fabric, self.ctx.config.curriculum
+        first = self._resume(rollouts)
+        start = time.perf_counter()
+        for iteration in range(first, rollouts):
+            seed = self.ctx.seed(self.phase, iteration)
+            torch.manual_seed(seed)
+            env_steps = (iteration + 1) * steps_per_rollout
+            try:
+                scalars = step(iteration, seed)
+                check_losses(scalars, curriculum.max_abs_loss)
+            except FloatingPointError as error:
+                kept = self.checkpoints.path("last") if self.checkpoints.exists("last") else "none yet"
+                raise TrainingStopped(f"{self.phase}, rollout {iteration}: {error}. Stopped; the last good "
+                                      f"checkpoint is {kept} (resume=true continues from it)") from error
+            scalars["charts/SPS"] = (iteration + 1 - first) * steps_per_rollout / (time.perf_counter() - start)
+            self.log.scalars(scalars, env_steps)
+            last = iteration + 1 == rollouts
+            if (iteration + 1) % curriculum.validate_every == 0 or last:
+                self._validation(iteration, env_steps)
+            if (iteration + 1) % curriculum.checkpoint_every == 0 or last:
+                self._save("last", iteration, env_steps)
+        self.checkpoints.mark_done(fabric)
+        self.log.close()
+        fabric.print(f"{self.phase}: done, best validation Sharpe {self.best_sharpe:.3f}")
