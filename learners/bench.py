@@ -331,14 +331,21 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(rows: list[dict], path: Path = BENCHMARKS_MD) -> None:
-    """Replace the table between the `bench:table` markers of BENCHMARKS.md (the prose stays)."""
+def replace_block(path: Path, marker: str, content: str) -> None:
+    """Replace what stands between `<!-- marker -->` and `<!-- /marker -->` in a markdown file
+    (the prose around it stays)."""
     text = path.read_text()
-    generated = f"<!-- bench:table -->\n{table(rows)}\n<!-- /bench:table -->"
-    updated, count = re.subn(r"<!-- bench:table -->.*<!-- /bench:table -->", lambda _: generated, text, flags=re.S)
+    opening, closing = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    pattern = re.escape(opening) + ".*" + re.escape(closing)
+    updated, count = re.subn(pattern, lambda _: f"{opening}\n{content}\n{closing}", text, flags=re.S)
     if count != 1:
-        raise ValueError(f"{path}: expected one '<!-- bench:table -->' ... '<!-- /bench:table -->' block")
+        raise ValueError(f"{path}: expected one '{opening}' ... '{closing}' block")
     write_text(path, updated)
+
+
+def write_markdown(rows: list[dict], path: Path = BENCHMARKS_MD) -> None:
+    """Replace the table between the `bench:table` markers of BENCHMARKS.md."""
+    replace_block(path, "bench:table", table(rows))
 
 
 def main() -> None:
