@@ -79,15 +79,39 @@ def module_key(symbol: str) -> str:
     return re.sub(r"\W", "_", symbol)
 
 
-class InstrumentHead(nn.Module):
-    """[domain features, instrument observation, allocation, appetite] -> mean of the latent."""
+class StackedLinear(nn.Module):
+    """n independent linear layers applied in one batched matmul: (n, B, in) -> (n, B, out).
+    Each layer is orthogonally initialised with gain `gain` and zero bias, as `layer_init` does."""
 
-    def __init__(self, in_dim: int, hidden: int) -> None:
+    def __init__(self, n: int, in_dim: int, out_dim: int, gain: float) -> None:
         super().__init__()
-        self.net = tanh_mlp(in_dim, hidden, 1, out_gain=0.01)
+        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim))       # x @ weight[k], not weight.T
+        self.bias = nn.Parameter(torch.zeros(n, 1, out_dim))
+        for k in range(n):
+            self.weight.data[k] = nn.init.orthogonal_(torch.empty(out_dim, in_dim), gain).T
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(-1)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class InstrumentHeads(nn.Module):
+    """One head per instrument of a domain, all evaluated in one batched pass: head k maps
+    [domain features, instrument k's observation, allocation, appetite] through two tanh layers
+    to the mean of instrument k's latent (the architecture of `tanh_mlp(in_dim, hidden, 1)`)."""
+
+    def __init__(self, n: int, in_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.n = n
+        self.layers = nn.ModuleList([StackedLinear(n, in_dim, hidden, math.sqrt(2.0)),
+                                     StackedLinear(n, hidden, hidden, math.sqrt(2.0)),
+                                     StackedLinear(n, hidden, 1, 0.01)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, n, in_dim) -> latent means (B, n)."""
+        h = x.transpose(0, 1)                                              # (n, B, in)
+        for layer in self.layers[:-1]:
+            h = torch.tanh(layer(h))
+        return self.layers[-1](h).squeeze(-1).T
 
 
 class Specialist(nn.Module):
@@ -99,8 +123,7 @@ class Specialist(nn.Module):
         super().__init__()
         self.domain, self.symbols = domain, tuple(symbols)
         self.domain_encoder = nn.Sequential(layer_init(nn.Linear(domain_obs_dim, hidden)), nn.Tanh())
-        head_in = hidden + instrument_obs_dim + 2
-        self.heads = nn.ModuleDict({module_key(s): InstrumentHead(head_in, hidden) for s in symbols})
+        self.heads = InstrumentHeads(len(symbols), hidden + instrument_obs_dim + 2, hidden)
         self.log_std = nn.Parameter(torch.full((len(symbols),), init_log_std))
         self.value_head = tanh_mlp(domain_obs_dim + 2, hidden, 1, out_gain=1.0)
 
@@ -113,10 +136,10 @@ class Specialist(nn.Module):
 
         domain_obs (B, F_d); instrument_obs (B, n, F_i); allocation, appetite (B,)."""
         features = self.domain_encoder(domain_obs)                        # (B, H)
+        B, n = instrument_obs.shape[:2]
         given = self._given(allocation, appetite)
-        means = [head(torch.cat([features, instrument_obs[:, k], given], dim=-1))
-                 for k, head in enumerate(self.heads.values())]
-        return torch.stack(means, dim=-1), self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        x = torch.cat([features[:, None].expand(B, n, -1), instrument_obs, given[:, None].expand(B, n, 2)], dim=-1)
+        return self.heads(x), self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def distribution(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor,
                      appetite: Tensor) -> Normal:
@@ -178,5 +201,5 @@ class FlatPolicy(nn.Module):
         return self.critic(obs).squeeze(-1)
 
 
-__all__ = ["MetaController", "Specialist", "InstrumentHead", "FlatPolicy", "SPECIALIST_TYPES",
+__all__ = ["MetaController", "Specialist", "InstrumentHeads", "FlatPolicy", "SPECIALIST_TYPES",
            "register_specialist", "build_specialists", "pack_action", "module_key"]

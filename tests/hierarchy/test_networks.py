@@ -6,10 +6,12 @@ import torch
 from hierarchy.networks import (
     SPECIALIST_TYPES,
     FlatPolicy,
+    InstrumentHeads,
     MetaController,
     Specialist,
     build_specialists,
     register_specialist,
+    tanh_mlp,
 )
 
 DOMAINS = {"forex": ("EURUSD", "GBPUSD", "USDJPY"), "commodities": ("XAUUSD", "WTIUSD"),
@@ -35,7 +37,7 @@ def test_specialists_from_the_universe():
     specialists = build_specialists(DOMAINS, {}, {"forex": 12, "commodities": 9, "equity": 12}, 6, 16)
     assert list(specialists) == ["forex", "commodities", "equity"]
     forex = specialists["forex"]
-    assert list(forex.heads) == ["EURUSD", "GBPUSD", "USDJPY"]
+    assert forex.symbols == ("EURUSD", "GBPUSD", "USDJPY") and forex.heads.n == 3
     mean, log_std = forex(torch.randn(5, 12), torch.randn(5, 3, 6), torch.rand(5), torch.rand(5))
     assert mean.shape == (5, 3) and log_std.shape == (3,)
     assert forex.value(torch.randn(5, 12), torch.rand(5), torch.rand(5)).shape == (5,)
@@ -72,3 +74,23 @@ def test_meta_controller_starts_at_equal_allocation_and_nearly_full_appetite():
     allocation, appetite, _ = meta.act(torch.randn(64, 40), deterministic=True)
     assert torch.allclose(allocation, torch.full_like(allocation, 1 / 3), atol=0.02)
     assert torch.allclose(appetite, torch.full_like(appetite, 0.99), atol=0.005)
+
+
+def test_batched_heads_equal_one_module_per_head():
+    """The stacked heads compute what one `tanh_mlp` per instrument with the same weights does."""
+    torch.manual_seed(0)
+    n, in_dim, hidden, B = 3, 11, 16, 9
+    heads = InstrumentHeads(n, in_dim, hidden)
+    x = torch.randn(B, n, in_dim)
+    expected = []
+    for k in range(n):
+        head = tanh_mlp(in_dim, hidden, 1, out_gain=0.01)
+        for linear, stacked in zip([m for m in head if isinstance(m, torch.nn.Linear)], heads.layers):
+            linear.weight.data.copy_(stacked.weight.data[k].T)
+            linear.bias.data.copy_(stacked.bias.data[k, 0])
+        expected.append(head(x[:, k]).squeeze(-1))
+    torch.testing.assert_close(heads(x), torch.stack(expected, dim=-1), rtol=1e-6, atol=1e-7)
+    # orthogonal initialisation per head, as layer_init gives each Linear
+    w = heads.layers[1].weight.data[2]
+    torch.testing.assert_close(w.T @ w, 2.0 * torch.eye(hidden), rtol=1e-5, atol=1e-5)
+    assert heads.layers[2].weight.abs().max() < 0.05 and not heads.layers[0].bias.any()
