@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from envs.vec_env import VecMarketEnv
 from hierarchy.distributions import pack_action
 from hierarchy.networks import FlatPolicy, MetaController, Specialist
-from learners.networks import mlp, squashed_gaussian_log_prob, squashed_gaussian_sample
+from learners.networks import critic_value, mlp, squashed_gaussian_log_prob, squashed_gaussian_sample
 
 SPECIALIST_OBS_KEYS: tuple[str, ...] = ("domain_obs", "instrument_obs", "allocation", "appetite")
 
@@ -68,9 +68,9 @@ class SpecialistQAgent(nn.Module):
         mean, log_std = self.specialist(*(obs[key] for key in SPECIALIST_OBS_KEYS))
         return mean, log_std.expand_as(mean)
 
-    def sample(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Reparameterised (positions (B, n_d) in (-1, 1), log_prob (B,))."""
-        return squashed_gaussian_sample(*self._mean_log_std(obs))
+    def sample(self, obs: dict[str, Tensor], repeats: int = 1) -> tuple[Tensor, Tensor]:
+        """Reparameterised (positions (B repeats, n_d) in (-1, 1), log_prob (B repeats,))."""
+        return squashed_gaussian_sample(*self._mean_log_std(obs), repeats)
 
     def act(self, obs: dict[str, Tensor], deterministic: bool = False) -> Tensor:
         """Positions to execute: tanh(mean) when deterministic, a sample otherwise."""
@@ -81,9 +81,9 @@ class SpecialistQAgent(nn.Module):
     def log_prob(self, obs: dict[str, Tensor], action: Tensor) -> Tensor:
         return squashed_gaussian_log_prob(*self._mean_log_std(obs), action)
 
-    def q_values(self, obs: dict[str, Tensor], action: Tensor) -> tuple[Tensor, Tensor]:
-        x = torch.cat([obs["domain_obs"], obs["allocation"][:, None], obs["appetite"][:, None], action], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+    def q_values(self, obs: dict[str, Tensor], action: Tensor, repeats: int = 1) -> tuple[Tensor, Tensor]:
+        state = torch.cat([obs["domain_obs"], obs["allocation"][:, None], obs["appetite"][:, None]], dim=-1)
+        return critic_value(self.q1, state, action, repeats), critic_value(self.q2, state, action, repeats)
 
     def actor_parameters(self) -> Iterator[nn.Parameter]:
         value = {id(p) for p in self.specialist.value_head.parameters()}

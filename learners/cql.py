@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from buffers.offline import OfflineDataset
 from buffers.replay import Transitions
-from buffers.tree import Obs, tree_cat, tree_map
+from buffers.tree import tree_cat
 from learners.fabric import (
     FabricConfig,
     adam,
@@ -79,11 +79,6 @@ def cql_penalty(q_data: Tensor, q_random: Tensor, q_current: Tensor, q_next: Ten
     return (temperature * torch.logsumexp(samples / temperature, dim=1)).mean() - q_data.mean()
 
 
-def _repeat(obs: Obs, n: int) -> Obs:
-    """(B, ...) -> (B * n, ...), each row n times in a row."""
-    return tree_map(lambda x: x.repeat_interleave(n, dim=0), obs)
-
-
 class CQLLearner(SACLearner):
     """SAC's learner with the conservative critic loss, the Lagrangian weight and BC warm-up."""
 
@@ -101,8 +96,7 @@ class CQLLearner(SACLearner):
         random_actions = torch.empty(batch.actions.shape[0] * n, self.action_dim,
                                      device=batch.actions.device).uniform_(-1.0, 1.0)
         with torch.no_grad():
-            policy_actions, policy_log_prob = self.agent.sample(
-                tree_cat([_repeat(batch.obs, n), _repeat(batch.next_obs, n)]))
+            policy_actions, policy_log_prob = self.agent.sample(tree_cat([batch.obs, batch.next_obs]), repeats=n)
         return random_actions, policy_actions, policy_log_prob
 
     def penalties(self, batch: Transitions, random_actions: Tensor, policy_actions: Tensor,
@@ -110,13 +104,13 @@ class CQLLearner(SACLearner):
         """(Q_1, Q_2 at the dataset's actions (B,), CQL(H)'s penalty of Q_1, of Q_2), all at s. The
         critics take one pass per source of actions (data, random, current, next policy): on CPU,
         four passes run faster than one over the concatenation (B + 3 B N rows), whose hidden
-        activations no longer fit in the cache."""
+        activations no longer fit in the cache. The sampled actions' passes take the N actions of
+        each state as `repeats`."""
         cfg, n, B = self.cql, self.cql.cql_n_actions, batch.actions.shape[0]
-        obs_n = _repeat(batch.obs, n)
         current_actions, next_actions = policy_actions.split(B * n)
         with self.fabric.autocast():
             q_data = self.agent.q_values(batch.obs, batch.actions)                       # 2 x (B,)
-            q_random, q_current, q_next = (self.agent.q_values(obs_n, actions)            # 2 x (B N,) each
+            q_random, q_current, q_next = (self.agent.q_values(batch.obs, actions, repeats=n)   # 2 x (B N,) each
                                            for actions in (random_actions, current_actions, next_actions))
         log_prob_current, log_prob_next = policy_log_prob.float().view(2, B, n)
         q1_data, q2_data = (q.float() for q in q_data)

@@ -3,8 +3,11 @@
 PPO calls `policy.evaluate(obs, actions) -> (log_prob, entropy, value)`; SAC and CQL call
 `agent.sample(obs) -> (action, log_prob)`, `agent.q_values(obs, action) -> (q1, q2)`,
 `agent.log_prob(obs, action)` (CQL's behaviour-cloning warm-up only), and take the actor's and
-critics' parameters from `agent.actor_parameters()` and `agent.critic_parameters()`. The
-hierarchy's networks implement the same methods; the MLPs here are for gymnasium tasks.
+critics' parameters from `agent.actor_parameters()` and `agent.critic_parameters()`. CQL also
+passes `repeats=n` to `sample` and `q_values`: n actions per observation, rows in the order of
+`obs.repeat_interleave(n)`, so the actor's forward pass and the critics' first layer run once per
+observation, not n times. The hierarchy's networks implement the same methods; the MLPs here
+are for gymnasium tasks.
 """
 
 from __future__ import annotations
@@ -95,10 +98,13 @@ class ActorCritic(nn.Module):
         return (*self.log_prob_entropy(self.actor(obs), actions), self.value(obs))
 
 
-def squashed_gaussian_sample(mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
-    """Reparameterised a = tanh(u), u ~ N(mean, std); log pi(a) by the change of variables:
-    log N(u) - sum log(1 - tanh(u)^2), with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)),
-    the numerically stable form (no 1 - tanh^2 underflow at large |u|)."""
+def squashed_gaussian_sample(mean: Tensor, log_std: Tensor, repeats: int = 1) -> tuple[Tensor, Tensor]:
+    """Reparameterised a = tanh(u), u ~ N(mean, std), `repeats` draws per row (B repeats, A);
+    log pi(a) by the change of variables: log N(u) - sum log(1 - tanh(u)^2), with
+    log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), the numerically stable form (no
+    1 - tanh^2 underflow at large |u|)."""
+    if repeats > 1:
+        mean, log_std = mean.repeat_interleave(repeats, dim=0), log_std.repeat_interleave(repeats, dim=0)
     u = mean + log_std.exp() * torch.randn_like(mean)
     log_prob = Normal(mean, log_std.exp()).log_prob(u).sum(-1)
     log_prob = log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
@@ -110,6 +116,17 @@ def squashed_gaussian_log_prob(mean: Tensor, log_std: Tensor, action: Tensor, ep
     u = torch.atanh(action.clamp(-1.0 + eps, 1.0 - eps))
     log_prob = Normal(mean, log_std.exp()).log_prob(u).sum(-1)
     return log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+
+
+def critic_value(critic: nn.Sequential, state: Tensor, action: Tensor, repeats: int = 1) -> Tensor:
+    """critic(cat([state, action])) (B repeats,) for `repeats` actions per state row (action rows
+    in the order of `state.repeat_interleave(repeats)`): the first layer's state part is computed
+    once per state row and added to each of its actions' part."""
+    first, d = critic[0], state.shape[-1]
+    hidden = F.linear(state, first.weight[:, :d], first.bias)
+    if repeats > 1:
+        hidden = hidden.repeat_interleave(repeats, dim=0)
+    return critic[1:](hidden + F.linear(action, first.weight[:, d:])).squeeze(-1)
 
 
 class SquashedGaussianAgent(nn.Module):
@@ -127,9 +144,9 @@ class SquashedGaussianAgent(nn.Module):
         mean, log_std = self.actor(obs).chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
-    def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Reparameterised (action (B, A), log_prob (B,))."""
-        return squashed_gaussian_sample(*self._mean_log_std(obs))
+    def sample(self, obs: Tensor, repeats: int = 1) -> tuple[Tensor, Tensor]:
+        """Reparameterised (action (B repeats, A), log_prob (B repeats,))."""
+        return squashed_gaussian_sample(*self._mean_log_std(obs), repeats)
 
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """Actions to execute: tanh(mean) when deterministic, a sample otherwise."""
@@ -140,9 +157,8 @@ class SquashedGaussianAgent(nn.Module):
     def log_prob(self, obs: Tensor, action: Tensor) -> Tensor:
         return squashed_gaussian_log_prob(*self._mean_log_std(obs), action)
 
-    def q_values(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        x = torch.cat([obs, action], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+    def q_values(self, obs: Tensor, action: Tensor, repeats: int = 1) -> tuple[Tensor, Tensor]:
+        return critic_value(self.q1, obs, action, repeats), critic_value(self.q2, obs, action, repeats)
 
     def actor_parameters(self) -> Iterator[nn.Parameter]:
         return self.actor.parameters()

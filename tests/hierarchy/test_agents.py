@@ -45,6 +45,14 @@ def test_cql_view_is_the_squashed_latent_policy(system_and_env):
     torch.testing.assert_close(agent.log_prob(obs, action), log_prob, rtol=1e-3, atol=1e-3)
     q1, q2 = agent.q_values(obs, action)
     assert q1.shape == q2.shape == (5,)
+    # CQL's repeats: n actions per state, as if each state were repeated n times
+    torch.manual_seed(1)
+    actions, log_probs = agent.sample(obs, repeats=3)
+    repeated = {key: value.repeat_interleave(3, dim=0) for key, value in obs.items()}
+    assert actions.shape == (15, positions.shape[1])
+    torch.testing.assert_close(agent.log_prob(repeated, actions), log_probs, rtol=1e-3, atol=1e-3)
+    for got, expected in zip(agent.q_values(obs, actions, repeats=3), agent.q_values(repeated, actions)):
+        torch.testing.assert_close(got, expected)
 
 
 def test_each_learner_gets_its_own_parameters(system_and_env):
