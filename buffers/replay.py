@@ -2,7 +2,9 @@
 
 Storage is allocated at the first `add`, following the structure of its observations (a tensor
 or a dict of tensors), so the meta-controller's and a gymnasium task's transitions fit alike.
-Once full, the oldest transitions are overwritten.
+Once full, the oldest transitions are overwritten. `added` counts every transition ever stored,
+so the rows stored since any earlier count can be read back (`rows_since`) and written into
+another buffer (`put`): checkpoints save each transition once that way.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ class Transitions:
                            tree_map(fn, self.next_obs), fn(self.terminated))
 
     def index(self, rows: Tensor) -> Transitions:
-        """The transitions at `rows`."""
-        return self.map(lambda x: x[rows])
+        """The transitions at `rows` (gathered with `index_select`, several times faster on CPU
+        than advanced indexing)."""
+        return self.map(lambda x: x.index_select(0, rows))
 
 
 class ReplayBuffer:
@@ -43,6 +46,7 @@ class ReplayBuffer:
         self.capacity, self.device = capacity, torch.device(device)
         self.position = 0          # the next row to write
         self.size = 0              # rows holding data
+        self.added = 0             # transitions ever stored
         self.storage: Transitions | None = None
 
     def __len__(self) -> int:
@@ -65,6 +69,23 @@ class ReplayBuffer:
             tree_setitem(getattr(self.storage, name), rows, tree_map(lambda x: x.to(self.device), getattr(batch, name)))
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
+        self.added += n
+
+    def rows_since(self, added: int) -> tuple[Tensor, Transitions]:
+        """The rows (positions) and contents of the transitions stored after the first `added`
+        (the last `capacity` of them, if more), oldest first."""
+        n = min(self.added - added, self.size)
+        rows = (self.position - n + torch.arange(n, device=self.device)) % self.capacity
+        return rows, self.storage.index(rows)
+
+    def put(self, rows: Tensor, transitions: Transitions, added: int) -> None:
+        """Write `transitions` at `rows` (as `rows_since` gave them) and take the count `added` of
+        the buffer they came from: afterwards this buffer equals that one."""
+        if self.storage is None:
+            self._allocate(transitions)
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            tree_setitem(getattr(self.storage, name), rows, getattr(transitions, name))
+        self.added, self.size, self.position = added, min(added, self.capacity), added % self.capacity
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Transitions:
         """`batch_size` transitions drawn uniformly with replacement."""
@@ -74,15 +95,17 @@ class ReplayBuffer:
         return self.storage.index(rows)
 
     def state_dict(self) -> dict:
-        """Contents and cursor, for checkpoints (plain tensors and ints: loads with weights_only)."""
+        """The rows holding data and the count, for checkpoints (plain tensors and ints: loads
+        with weights_only); the unused capacity is not saved."""
         if self.storage is None:
-            return {"position": 0, "size": 0}
-        s = self.storage
-        return {"position": self.position, "size": self.size, "obs": s.obs, "actions": s.actions,
-                "rewards": s.rewards, "next_obs": s.next_obs, "terminated": s.terminated}
+            return {"added": 0}
+        rows, transitions = self.rows_since(0)
+        return {"added": self.added, "rows": rows, "obs": transitions.obs, "actions": transitions.actions,
+                "rewards": transitions.rewards, "next_obs": transitions.next_obs,
+                "terminated": transitions.terminated}
 
     def load_state_dict(self, state: dict) -> None:
-        self.position, self.size = int(state["position"]), int(state["size"])
-        if "obs" in state:
-            self.storage = Transitions(state["obs"], state["actions"], state["rewards"],
-                                       state["next_obs"], state["terminated"])
+        if "rows" in state:
+            self.storage = None
+            self.put(state["rows"], Transitions(state["obs"], state["actions"], state["rewards"], state["next_obs"],
+                                                state["terminated"]), int(state["added"]))

@@ -60,9 +60,10 @@ class RolloutBatch:
         return self.log_probs.shape[0]
 
     def index(self, idx: Tensor | slice) -> RolloutBatch:
-        """The samples at `idx` (a minibatch; views of this batch when `idx` is a slice)."""
-        return RolloutBatch(**{f.name: tree_map(lambda x: x[idx], getattr(self, f.name))
-                               for f in fields(self)})
+        """The samples at `idx` (a minibatch; views of this batch when `idx` is a slice). Rows are
+        gathered with `index_select`, several times faster on CPU than advanced indexing."""
+        take = (lambda x: x[idx]) if isinstance(idx, slice) else (lambda x: x.index_select(0, idx))
+        return RolloutBatch(**{f.name: tree_map(take, getattr(self, f.name)) for f in fields(self)})
 
 
 class RolloutBuffer:

@@ -81,13 +81,16 @@ class VecMarketEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._np_random, self._np_random_seed = seeding.np_random(seed)
+        self._covariance: np.ndarray | None = None                              # this bar's, once asked for
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start every env: at random bars (training) or at `warmup_bars` (evaluation)."""
+        """Start every env: at random bars (training) or at `warmup_bars` (evaluation); with
+        `options={"windows": (starts, ends)}` (E,) bars each, env e's episode runs from starts[e]
+        to ends[e] (several windows of one split walked side by side)."""
         super().reset(seed=seed)
-        self._start(self._all_envs)
+        self._start(self._all_envs, *(options or {}).get("windows", ()))
         return self._out(self.observation), {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
@@ -110,6 +113,7 @@ class VecMarketEnv(VectorEnv):
             raise ValueError(f"weights of env {bad} are infinite: {weights[bad]}")
         kernels.step(weights, self.tables, self.costs, self.params, self.domain_index, self.state,
                      self.outputs, self.observation)
+        self._covariance = None
         out = self.outputs
         info = self._info()
         done = out.terminated | out.truncated
@@ -168,7 +172,14 @@ class VecMarketEnv(VectorEnv):
     def covariance(self) -> np.ndarray:
         """(E, N, N) covariance of one bar's returns at each env's current bar, from the EWMA bar
         volatilities and, when the meta observation carries instrument correlations, their EWMA
-        correlations (else zero correlation); causal, like every table row at the bar."""
+        correlations (else zero correlation); causal, like every table row at the bar. Computed
+        once per bar: the hierarchy's decision and the risk overlay read the same (read-only) array."""
+        if self._covariance is None:
+            self._covariance = self._bar_covariance()
+            self._covariance.flags.writeable = False
+        return self._covariance
+
+    def _bar_covariance(self) -> np.ndarray:
         bar = self.state.bar                                                  # (E,)
         vol = self.tables.bar_vol[bar]                                        # (E, N)
         E, N = vol.shape
@@ -181,9 +192,17 @@ class VecMarketEnv(VectorEnv):
         return vol[:, :, None] * correlation * vol[:, None, :]
 
     # ------------------------------------------------------------------ internals
-    def _start(self, envs: np.ndarray) -> None:
+    def _start(self, envs: np.ndarray, starts: np.ndarray | None = None, ends: np.ndarray | None = None) -> None:
+        """(Re)start `envs`' episodes: from `starts` to `ends` when given, else as the config says."""
+        self._covariance = None
         config, T = self.config, self.market.n_bars
-        if config.episode_length == 0:
+        if starts is not None:
+            starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+            if starts.shape != envs.shape or ends.shape != envs.shape or (starts < config.warmup_bars).any() \
+                    or (ends <= starts).any() or (ends > T - 1).any():
+                raise ValueError(f"windows must be ({len(envs)},) start and end bars with "
+                                 f"{config.warmup_bars} <= start < end <= {T - 1}")
+        elif config.episode_length == 0:
             starts = np.full(len(envs), config.warmup_bars, dtype=np.int64)
             ends = np.full(len(envs), T - 1, dtype=np.int64)
         else:

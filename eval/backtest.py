@@ -178,6 +178,28 @@ def run_system(name: str, market: MarketData, config: EnvConfig, system: Hierarc
         return run(name, market, config, decide, after_step, limits, regime_probs=regime_probs, **env_kwargs)
 
 
+def window_returns(market: MarketData, config: EnvConfig, decide: Decide, windows: int,
+                   limits: RiskLimits | None = None, **env_kwargs) -> np.ndarray:
+    """(windows, L) bar returns of `decide` on the decision bars of `market` (from
+    `config.warmup_bars`) cut into `windows` consecutive windows of L bars, walked side by side
+    as one env each: every window starts flat at its first bar with the bars before it as
+    history. A ruined window stays out of the market (zero returns) after its ruin."""
+    config = dataclasses.replace(config, episode_length=0)
+    length = (market.n_bars - 1 - config.warmup_bars) // windows
+    if length < 2:
+        raise ValueError(f"market '{market.name}': {market.n_bars} bars leave no {windows} windows of 2 bars "
+                         f"after a warm-up of {config.warmup_bars}")
+    env = risk_env(market, config, limits, num_envs=windows, seed=0, **env_kwargs)
+    starts = config.warmup_bars + length * np.arange(windows)
+    env.reset(seed=0, options={"windows": (starts, starts + length)})
+    returns, previous, alive = np.zeros((windows, length)), env.equity.copy(), np.ones(windows, dtype=bool)
+    for k in range(length):
+        _, _, terminated, _, info = env.step(decide(env))
+        returns[alive, k] = info["equity"][alive] / previous[alive] - 1.0
+        previous, alive = info["equity"], alive & ~terminated
+    return returns
+
+
 Policy = Callable[[MarketData, int], "np.ndarray | Decide"]
 """A strategy given a market and its first decision bar: a (T, N) target-weight schedule (NaN
 holds) or a `decide(env)` function. Stress tests walk one policy through many markets."""
@@ -252,6 +274,29 @@ def walk_baseline(ws: Workspace, name: str, part: str, cost_factor: float = 1.0)
     config = BaselineConfig(rebalance_every=ws.config.hierarchy.meta_period)
     schedule = baseline_weights(name, market, config, np.random.default_rng(ws.config.seed), start=ws.warmup_bars)
     return run_schedule(name, market, ws.settings.eval_env, schedule, limits=ws.config.risk, **features)
+
+
+def validation_sharpe(ws: Workspace, policies: Policies, part: str = "validation") -> float:
+    """The Sharpe ratio that selects checkpoints: the run's learned policy (the hierarchy, else
+    the flat one), deterministic, on split `part`, walked as `curriculum.validation_windows`
+    windows side by side (`window_returns`: as many as the split holds rollouts' lengths of bars,
+    at least one), or once through the whole split with one window."""
+    curriculum = ws.config.curriculum
+    windows = min(curriculum.validation_windows, ws.splits[part].n_bars // curriculum.rollout_bars)
+    if windows <= 1:
+        return walk_policy(ws, policies, policies.names[0], part).summary()["sharpe"]
+    market, features = ws.window(part)
+    system = policies.system
+    if system is not None:
+        system.eval()
+        system.bind(windows)
+        decide = lambda env: system.decide(env, deterministic=True).target_weights
+    else:
+        decide = flat_decide(policies.flat, ws.config.hierarchy.max_leverage)
+    returns = window_returns(market, ws.settings.eval_env, decide, windows, ws.config.risk, **features)
+    if system is not None:
+        system.train()
+    return float(metrics.sharpe_ratio(returns.reshape(-1), 0.0, market.bars_per_year)[0])
 
 
 def walk_policy(ws: Workspace, policies: Policies, name: str, part: str, cost_factor: float = 1.0,

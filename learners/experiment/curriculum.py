@@ -40,7 +40,7 @@ def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, flo
             source = earlier
         if source is not None:
             state = source.load("best", {"system": system}, fabric.device)
-            meta_state = state if k == 2 else meta_state
+            meta_state = (state, source) if k == 2 else meta_state
             fabric.print(f"{name}: using {source.path('best')}")
             continue
         if k not in asked:
@@ -55,7 +55,7 @@ def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, flo
             phase3(ctx, system, meta_state)
         wall[name] = time.perf_counter() - started
         state = here.load("best", {"system": system}, fabric.device)
-        meta_state = state if k == 2 else meta_state
+        meta_state = (state, here) if k == 2 else meta_state
     return wall
 
 

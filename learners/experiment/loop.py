@@ -22,6 +22,7 @@ import torch
 from lightning.fabric import Fabric
 from torch.utils.tensorboard import SummaryWriter
 
+from buffers.replay import ReplayBuffer
 from learners.run.config import TrainConfig
 from learners.run.folder import RunFolder
 from learners.run.settings import RunSettings
@@ -90,18 +91,24 @@ class PhaseLog:
 class PhaseLoop:
     """Rollout-and-update iterations of one phase with logging, validation and checkpoints.
 
-    `objects` (modules, optimizers, learners, replay buffers) are what its checkpoints hold;
-    `validate()` returns the validation Sharpe of the current policy."""
+    `objects` (modules, optimizers, learners) are what its checkpoints hold; a `replay` buffer's
+    rows are saved beside them (`learners.run.checkpoints.ReplayRows`); `validate()` returns the
+    validation Sharpe of the current policy."""
 
-    def __init__(self, ctx: RunContext, phase: str, objects: dict[str, Any], validate: Callable[[], float]) -> None:
-        self.ctx, self.phase, self.objects, self.validate = ctx, phase, objects, validate
+    def __init__(self, ctx: RunContext, phase: str, objects: dict[str, Any], validate: Callable[[], float],
+                 replay: ReplayBuffer | None = None) -> None:
+        self.ctx, self.phase, self.objects, self.validate, self.replay = ctx, phase, objects, validate, replay
         self.checkpoints = ctx.folder.checkpoints(phase)
+        self.replay_rows = self.checkpoints.replay
         self.best_sharpe = -np.inf
         self.log = PhaseLog(ctx, phase)
 
     def _save(self, which: str, iteration: int, env_steps: int) -> None:
-        self.checkpoints.save(self.ctx.fabric, which, {**self.objects, "iteration": iteration,
-                                                       "env_steps": env_steps, "best_sharpe": self.best_sharpe})
+        objects = {**self.objects, "iteration": iteration, "env_steps": env_steps, "best_sharpe": self.best_sharpe}
+        if self.replay is not None:
+            self.replay_rows.save(self.ctx.fabric, self.replay, iteration)
+            objects["replay_added"] = self.replay.added
+        self.checkpoints.save(self.ctx.fabric, which, objects)
 
     def _validation(self, iteration: int, env_steps: int) -> None:
         sharpe = float(self.validate())
@@ -116,6 +123,8 @@ class PhaseLoop:
         restored), else 0, after validating the untrained start."""
         if self.ctx.resume and self.checkpoints.exists("last"):
             state = self.checkpoints.load("last", self.objects, self.ctx.fabric.device)
+            if self.replay is not None:
+                self.replay_rows.restore(self.replay, int(state["iteration"]), int(state["replay_added"]))
             self.best_sharpe = float(state["best_sharpe"])
             self.ctx.fabric.print(f"{self.phase}: resuming after rollout {state['iteration']} of {rollouts}")
             return int(state["iteration"]) + 1

@@ -22,7 +22,7 @@ import torch
 
 from buffers.replay import ReplayBuffer
 from buffers.rollout import RolloutBuffer
-from eval.backtest import walk_flat, walk_hierarchy
+from eval.backtest import validation_sharpe
 from hierarchy.agents import FlatAgent, MetaAgent, SpecialistPolicy
 from hierarchy.offline import collect_behaviour_transitions
 from hierarchy.pretrain import distill_value, pretrain_specialist, specialist_dataset
@@ -31,12 +31,14 @@ from hierarchy.system import HierarchicalSystem
 from learners.experiment.loop import PhaseLog, PhaseLoop, RunContext, check_losses
 from learners.fabric import adam, broadcast_parameters
 from learners.ppo import PPOConfig, ppo_update
+from learners.run.checkpoints import PhaseCheckpoints
+from learners.run.restore import Policies
 from learners.run.settings import PhaseSettings
 from learners.sac import SACConfig, SACLearner
 
 
 def _validation_sharpe(ctx: RunContext, system: HierarchicalSystem):
-    return lambda: walk_hierarchy(ctx.ws, system).summary()["sharpe"]
+    return lambda: validation_sharpe(ctx.ws, Policies(system=system))
 
 
 def _anneal(optimizers: list[torch.optim.Optimizer], config: PPOConfig, iteration: int, iterations: int) -> None:
@@ -125,14 +127,12 @@ class MetaLearner:
         self.sac = SACLearner(MetaAgent(system.meta), len(system.domain_names), config, ctx.fabric)
         self.replay = ReplayBuffer(config.buffer_size)
 
-    def checkpointed(self) -> dict[str, Any]:
-        return {"meta_learner": self.sac, "replay": self.replay}
-
-    def continue_from(self, state: dict, lr_scale: float) -> None:
-        """Phase 2's critics, temperature, optimizers and replay carried into phase 3, the
-        learning rates then lowered by `lr_scale`."""
+    def continue_from(self, state: dict, checkpoints: PhaseCheckpoints, lr_scale: float) -> None:
+        """Phase 2's critics, temperature, optimizers and replay (from its checkpoint `state` and
+        the replay rows beside it) carried into phase 3, the learning rates then lowered by
+        `lr_scale`."""
         self.sac.load_state_dict(state["meta_learner"])
-        self.replay.load_state_dict(state["replay"])
+        checkpoints.replay.restore(self.replay, int(state["iteration"]), int(state["replay_added"]))
         for optimizer in (self.sac.actor_optimizer, self.sac.critic_optimizer, self.sac.alpha_optimizer):
             for group in optimizer.param_groups:
                 group["lr"] *= lr_scale
@@ -169,16 +169,18 @@ def phase2(ctx: RunContext, system: HierarchicalSystem) -> None:
         return {**stats.scalars(system.domain_names, env.market.bars_per_year),
                 "meta/transitions": float(len(meta.replay)), **meta.update(iteration, settings)}
 
-    loop = PhaseLoop(ctx, "phase2", {"system": system, **meta.checkpointed()}, _validation_sharpe(ctx, system))
+    loop = PhaseLoop(ctx, "phase2", {"system": system, "meta_learner": meta.sac}, _validation_sharpe(ctx, system),
+                     meta.replay)
     loop.run(settings.rollouts, settings.env_steps_per_rollout, step)
     for specialist in system.specialists.values():
         specialist.requires_grad_(True)
 
 
-def phase3(ctx: RunContext, system: HierarchicalSystem, meta_state: dict | None) -> None:
+def phase3(ctx: RunContext, system: HierarchicalSystem, meta_state: tuple[dict, PhaseCheckpoints] | None) -> None:
     """Joint fine-tuning: specialists by PPO and the meta by SAC (from phase 2's learner and
-    replay when given), at lower learning rates, each every so many rollouts. Without a
-    meta-controller (`ablation.meta=false`) only the specialists learn."""
+    replay when given: its best checkpoint and where it lies), at lower learning rates, each
+    every so many rollouts. Without a meta-controller (`ablation.meta=false`) only the
+    specialists learn."""
     curriculum, settings = ctx.config.curriculum, ctx.settings.phase3
     system.fixed_meta = settings.sac is None
     config = settings.ppo
@@ -188,8 +190,8 @@ def phase3(ctx: RunContext, system: HierarchicalSystem, meta_state: dict | None)
     if settings.sac is not None:
         meta = MetaLearner(ctx, system, settings.sac)
         if meta_state is not None:
-            meta.continue_from(meta_state, curriculum.phase3_lr_scale)
-        objects.update(meta.checkpointed())
+            meta.continue_from(*meta_state, curriculum.phase3_lr_scale)
+        objects["meta_learner"] = meta.sac
     env = ctx.ws.env("train", settings.num_envs, ctx.seed("phase3", 0))
 
     def step(iteration: int, seed: int) -> dict[str, float]:
@@ -206,7 +208,7 @@ def phase3(ctx: RunContext, system: HierarchicalSystem, meta_state: dict | None)
             scalars.update(meta.update(iteration, settings))
         return scalars
 
-    loop = PhaseLoop(ctx, "phase3", objects, _validation_sharpe(ctx, system))
+    loop = PhaseLoop(ctx, "phase3", objects, _validation_sharpe(ctx, system), meta.replay if meta else None)
     loop.run(settings.rollouts, settings.env_steps_per_rollout, step)
 
 
@@ -229,7 +231,7 @@ def train_flat(ctx: RunContext, phase: str = "flat_ppo") -> FlatAgent:
         return {**stats.scalars(env.market.domain_names, env.market.bars_per_year), **losses}
 
     loop = PhaseLoop(ctx, phase, {"agent": agent, "optimizer": optimizer},
-                     lambda: walk_flat(ctx.ws, agent).summary()["sharpe"])
+                     lambda: validation_sharpe(ctx.ws, Policies(flat=agent)))
     loop.run(settings.rollouts, settings.env_steps_per_rollout, step)
     ctx.folder.checkpoints(phase).load("best", {"agent": agent}, ctx.fabric.device)
     return agent

@@ -66,6 +66,8 @@ class CurriculumConfig:
     phase3_meta_every: int = 1       # joint fine-tuning: meta updates every this many rollouts
     phase3_specialist_every: int = 1  # and specialist updates every this many
     validate_every: int = 5          # rollouts between validation backtests (best by validation Sharpe)
+    validation_windows: int = 8      # the validation split walked as this many windows side by side (at
+    #                                  most one per rollout_bars bars; 1: one walk through the whole split)
     checkpoint_every: int = 5        # rollouts between last-checkpoint saves
     max_abs_loss: float = 1e6        # a loss beyond this stops the run as exploding
 

@@ -30,3 +30,24 @@ def test_samples_consistent_rows_and_round_trips_its_state():
     restored = ReplayBuffer(capacity=8)
     restored.load_state_dict(buffer.state_dict())
     assert len(restored) == 6 and torch.equal(restored.storage.next_obs["b"], buffer.storage.next_obs["b"])
+
+
+def test_rows_since_a_count_rebuild_the_buffer_exactly():
+    buffer, copy = ReplayBuffer(capacity=5), ReplayBuffer(capacity=5)
+    _add(buffer, 0, 3)
+    copy.put(*buffer.rows_since(0), buffer.added)
+    _add(buffer, 3, 4)                                    # wraps around
+    copy.put(*buffer.rows_since(3), buffer.added)
+    assert (copy.added, copy.size, copy.position) == (buffer.added, buffer.size, buffer.position) == (7, 5, 2)
+    assert torch.equal(copy.storage.obs["b"], buffer.storage.obs["b"])
+    _add(buffer, 7, 4)                                    # more than the capacity since the last count
+    _add(buffer, 11, 5)
+    rows, rows_data = buffer.rows_since(7)
+    assert rows.tolist() == [1, 2, 3, 4, 0] and rows_data.rewards.tolist() == [11, 12, 13, 14, 15]
+    copy.put(rows, rows_data, buffer.added)
+    assert torch.equal(copy.storage.rewards, buffer.storage.rewards) and copy.position == buffer.position
+    state = buffer.state_dict()
+    assert state["rewards"].shape == (5,)                 # the filled rows only
+    half = ReplayBuffer(capacity=8)
+    _add(half, 0, 3)
+    assert half.state_dict()["rewards"].tolist() == [0, 1, 2]

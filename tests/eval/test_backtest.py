@@ -7,7 +7,15 @@ import pytest
 
 from envs.config import EnvConfig
 from envs.synthetic import SyntheticConfig, generate
-from eval.backtest import cost_stress, replay_schedule, run_policy, run_schedule, run_system, scale_costs
+from eval.backtest import (
+    cost_stress,
+    replay_schedule,
+    run_policy,
+    run_schedule,
+    run_system,
+    scale_costs,
+    window_returns,
+)
 from eval.baselines import baseline_weights
 from learners.run.folder import write_frames
 
@@ -117,3 +125,21 @@ def test_run_policy_takes_a_schedule_or_a_decide_function(market):
     decided = run_policy("d", market, config, lambda m, start: (
         lambda env: np.full((1, n), 1.0 / n) if env.state.bar[0] == start else np.full((1, n), np.nan)))
     np.testing.assert_array_equal(held.returns, decided.returns)
+
+
+def test_window_returns_walk_each_window_as_its_own_backtest(market):
+    config = EnvConfig(warmup_bars=40)
+    schedule = baseline_weights("equal_weight", market, start=config.warmup_bars)
+    decide = lambda env: schedule[env.state.bar]
+    whole = run_schedule("equal_weight", market, config, schedule)
+    np.testing.assert_array_equal(window_returns(market, config, decide, 1)[0], whole.returns)
+    windows = window_returns(market, config, decide, 3)
+    length = (market.n_bars - 1 - config.warmup_bars) // 3
+    assert windows.shape == (3, length)
+    for k in range(3):                         # window k: a walk that starts flat at its first bar
+        start = config.warmup_bars + k * length
+        alone = run_schedule("equal_weight", market.slice_time(0, start + length + 1),
+                             dataclasses.replace(config, warmup_bars=start), schedule[: start + length + 1])
+        np.testing.assert_allclose(windows[k], alone.returns, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="no 400 windows"):
+        window_returns(market, config, decide, 400)
