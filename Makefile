@@ -44,27 +44,48 @@ clean:
 LATEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 # The sweep behind the paper: every ablation x 5 seeds at this budget (a small one: PAPER_BUDGET=smoke),
-# into one sweep folder, then the report on it (REPORT_ARGS: hydra keys of eval.report, e.g. resamples=1000).
+# PAPER_JOBS runs at a time (one torch thread each), each run in <sweep>/<ablation>-seed<s>/; then its
+# compact archive in paper/results/ (committed: `make paper` builds from it) and the report on the archive
+# (REPORT_ARGS: hydra keys of eval.report, e.g. resamples=1000).
 PAPER_BUDGET ?= paper
-PAPER_SWEEP := runs/paper/multirun_$(shell date +%Y-%m-%d_%H-%M-%S)
+PAPER_JOBS ?= 2
+PAPER_ABLATIONS := full no_meta no_cql no_sentiment no_regime no_risk_penalty flat_ppo
+PAPER_SEEDS := 0 1 2 3 4
+PAPER_SWEEP := runs/paper/sweep_$(shell date +%Y-%m-%d_%H-%M-%S)
+PAPER_RESULTS := paper/results
 REPORT_ARGS ?=
 # every run also retrains on the last WALK_FORWARD_FOLDS walk-forward folds (windows from
 # evaluation.walk_forward), each at WALK_FORWARD_SCALE of the budget's env steps, for the walk-forward table
 WALK_FORWARD_FOLDS ?= 4
 WALK_FORWARD_SCALE ?= 0.25
+PAPER_RUN = $(PY) -m learners.train phase=all budget=$(PAPER_BUDGET) experiment=paper \
+	evaluation.walk_forward.enabled=true evaluation.walk_forward.folds=$(WALK_FORWARD_FOLDS) \
+	evaluation.walk_forward.steps_scale=$(WALK_FORWARD_SCALE)
+# make paper-check: these runs again, compared with the archive (0: identical, as on the machine that made it)
+PAPER_CHECK_RUNS ?= full:0 full:1
+PAPER_CHECK_TOLERANCE ?= 0
 
-.PHONY: paper paper-experiments
+.PHONY: paper paper-experiments paper-check
 
 paper-experiments: setup
-	$(PY) -m learners.train -m phase=all ablation=full,no_meta,no_cql,no_sentiment,no_regime,no_risk_penalty,flat_ppo \
-		seed=0,1,2,3,4 budget=$(PAPER_BUDGET) experiment=paper hydra.sweep.dir=$(PAPER_SWEEP) \
-		evaluation.walk_forward.enabled=true evaluation.walk_forward.folds=$(WALK_FORWARD_FOLDS) \
-		evaluation.walk_forward.steps_scale=$(WALK_FORWARD_SCALE)
-	$(PY) -m eval.report runs=$(PAPER_SWEEP) $(REPORT_ARGS)
+	@mkdir -p $(PAPER_SWEEP)
+	for a in $(PAPER_ABLATIONS); do for s in $(PAPER_SEEDS); do echo $$a $$s; done; done | \
+		xargs -P $(PAPER_JOBS) -L 1 sh -c '$(PAPER_RUN) ablation=$$0 seed=$$1 \
+		hydra.run.dir=$(PAPER_SWEEP)/$$0-seed$$1 > $(PAPER_SWEEP)/$$0-seed$$1.log 2>&1 \
+		|| echo "run ablation=$$0 seed=$$1 failed: see $(PAPER_SWEEP)/$$0-seed$$1.log"'
+	$(PY) -m eval.archive $(PAPER_SWEEP) $(PAPER_RESULTS)
+	$(PY) -m eval.report runs=$(PAPER_RESULTS) $(REPORT_ARGS)
 
-paper:
-	@test -f paper/tables/macros.tex || { echo "make paper: paper/tables/macros.tex is missing; the tables are" \
-		"generated: run 'make paper-experiments' (or python -m eval.report runs=runs/<sweep>) first" >&2; exit 1; }
+paper-check: setup
+	$(eval CHECK := runs/paper-check/$(shell date +%Y-%m-%d_%H-%M-%S))
+	@mkdir -p $(CHECK)
+	for run in $(PAPER_CHECK_RUNS); do echo $$run | tr : ' '; done | \
+		xargs -P $(PAPER_JOBS) -L 1 sh -c '$(PAPER_RUN) ablation=$$0 seed=$$1 \
+		hydra.run.dir=$(CHECK)/$$0-seed$$1 > $(CHECK)/$$0-seed$$1.log 2>&1'
+	$(PY) -m eval.archive --compare $(PAPER_RESULTS) $(CHECK) --tolerance $(PAPER_CHECK_TOLERANCE)
+
+paper: setup
+	@test -f paper/tables/macros.tex || $(PY) -m eval.report runs=$(PAPER_RESULTS) $(REPORT_ARGS)
 	@command -v pdflatex > /dev/null && command -v latexmk > /dev/null || \
 		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(LATEX_PACKAGES); }
 	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error main.tex && latexmk -c -silent main.tex

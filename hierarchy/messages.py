@@ -60,7 +60,7 @@ def domain_correlations(weights: np.ndarray, covariance: np.ndarray, domain_inde
     one_hot = np.eye(n_domains)[domain_index]                          # (N, D)
     sub = weights[:, :, None] * one_hot[None]                          # (E, N, D)
     cov = covariance if covariance.ndim == 3 else covariance[None]
-    domain_cov = np.einsum("end,enm,emf->edf", sub, np.broadcast_to(cov, (weights.shape[0],) + cov.shape[1:]), sub)
+    domain_cov = sub.transpose(0, 2, 1) @ cov @ sub                    # (E, D, D), batched matmuls
     std = np.sqrt(np.maximum(np.einsum("edd->ed", domain_cov), 0.0))   # (E, D)
     denominator = std[:, :, None] * std[:, None, :]
     with np.errstate(divide="ignore", invalid="ignore"):

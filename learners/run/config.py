@@ -42,7 +42,7 @@ class BudgetConfig:
     tests, `demo` for make demo, `paper` for the experiments."""
 
     name: str = "demo"
-    num_envs: int = 64
+    num_envs: int = 256
     offline_steps: int = 16_128      # behaviour-policy env steps of phase 1's CQL dataset
     cql_steps: int = 2_000           # CQL gradient updates per specialist
     phase1_steps: int = 200_000
@@ -61,7 +61,7 @@ class CurriculumConfig:
     reward_scale: float = 100.0      # rewards are fractions of equity per bar; learners see this times them
     critic_hidden: int = 64          # the specialists' CQL critics (256 x 256 costs 10x the compute)
     distill_steps: int = 500         # value-head distillation from the CQL critics
-    meta_updates_per_decision: int = 8   # SAC steps per vector meta decision (E transitions)
+    meta_updates_per_decision: int = 4   # SAC steps per vector meta decision (E transitions)
     phase3_lr_scale: float = 0.3     # learning rates of both levels in joint fine-tuning
     phase3_meta_every: int = 1       # joint fine-tuning: meta updates every this many rollouts
     phase3_specialist_every: int = 1  # and specialist updates every this many

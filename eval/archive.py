@@ -1,0 +1,126 @@
+"""The paper's results archive: from a finished sweep, the files `eval.report` reads, and nothing
+else, as run folders under `paper/results/`, so the paper builds with the sweep's figures without
+rerunning it; and the check that a rerun of some of its runs gives the archived numbers.
+
+Kept per run: `.hydra/config.yaml`, `resolved.yaml`, `eval/metrics.json`, `eval/walk_forward.json`
+and the post-cost returns of its learned policy. The primary row (ablation `full`) keeps every
+policy's post-cost returns, weights and contributions (significance, cost stress and domain
+tables); its first seed also keeps the decision log's allocations and risk appetite (the
+allocation figure), the detected regimes and its final policy's weights alone
+(`<phase>/checkpoints/best.ckpt` with the system or agent: the crash-path table). Optimizers,
+replays, TensorBoard events and pre-cost frames stay behind.
+
+    python -m eval.archive runs/paper/sweep_<stamp> paper/results
+    python -m eval.archive --compare paper/results runs/paper-check/<stamp> --tolerance 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from eval.runs import Run, find_runs, group_runs
+from learners.run.folder import RunFolder
+from storage.atomic import atomic_path, write_text
+
+PRIMARY = "full"
+PRIMARY_FRAMES = ("returns", "weights", "contributions")
+DECISION_KEYS = ("timestamp", "allocation", "risk_appetite")     # what the allocation figure draws
+
+
+def _copy(source: Path, target: Path) -> None:
+    if source.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+def archive_run(run: Run, out: RunFolder, primary: bool, first: bool) -> None:
+    """The files of `run` the report reads (see the module docstring) into `out`."""
+    source = run.folder
+    for name in (".hydra/config.yaml", "resolved.yaml", "eval/metrics.json", "eval/walk_forward.json"):
+        _copy(source.path / name, out.path / name)
+    for policy in run.policies if primary else [run.learned_policy]:
+        for kind in PRIMARY_FRAMES if primary else ("returns",):
+            _copy(source.eval_dir / f"{policy}_{kind}.parquet", out.eval_dir / f"{policy}_{kind}.parquet")
+    if primary and first:
+        decisions = source.decisions()
+        if decisions is not None:
+            kept = [{key: record[key] for key in DECISION_KEYS} for record in decisions]
+            write_text(out.decisions_file, "".join(json.dumps(record) + "\n" for record in kept))
+        _copy(source.eval_dir / "regimes.parquet", out.eval_dir / "regimes.parquet")
+        try:
+            checkpoint = source.final_checkpoint()
+        except FileNotFoundError as missing:
+            print(f"no policy archived for the crash-path table: {missing}")
+            return
+        phase = checkpoint.parents[1].name
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        policy = {key: state[key] for key in ("system", "agent") if key in state}
+        with atomic_path(out.checkpoints(phase).path("best")) as temporary:
+            torch.save(policy, temporary)
+        out.checkpoints(phase).folder.joinpath("done").touch()
+
+
+def archive(root: Path, out: Path) -> list[Path]:
+    """Archive every finished run under `root` into `out/<run folder name>/` (replacing `out`)."""
+    groups = group_runs(find_runs(root))
+    if out.exists():
+        shutil.rmtree(out)
+    written = []
+    for group in groups:
+        for k, run in enumerate(group.runs):
+            target = RunFolder(out / run.path.name)
+            archive_run(run, target, group.ablation == PRIMARY, k == 0)
+            written.append(target.path)
+    return written
+
+
+def compare(archived: Path, rerun: Path, tolerance: float) -> list[str]:
+    """Each rerun's post- and pre-cost policy figures against the archived run of the same
+    ablation and seed: the differences beyond `tolerance` (absolute), named."""
+    reference = {(run.ablation, run.seed): run for run in find_runs(archived)}
+    problems = []
+    for run in find_runs(rerun):
+        key = (run.ablation, run.seed)
+        if key not in reference:
+            problems.append(f"{run.path}: no archived run of ablation {key[0]}, seed {key[1]}")
+            continue
+        for section in ("policies", "pre_cost"):
+            mine, theirs = run.summaries(section), reference[key].summaries(section)
+            for policy in sorted(set(mine) | set(theirs)):
+                for metric, value in (mine.get(policy) or {}).items():
+                    other = (theirs.get(policy) or {}).get(metric)
+                    if value is None or other is None:
+                        differs = value != other
+                    else:
+                        differs = abs(value - other) > tolerance
+                    if differs:
+                        problems.append(f"ablation {key[0]}, seed {key[1]}, {section} {policy} {metric}: "
+                                        f"rerun {value} vs archived {other}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="a finished sweep (or, with --compare, the archive)")
+    parser.add_argument("target", type=Path, help="the archive to write (or, with --compare, the rerun)")
+    parser.add_argument("--compare", action="store_true", help="compare a rerun with the archive instead")
+    parser.add_argument("--tolerance", type=float, default=0.0, help="absolute, for --compare")
+    args = parser.parse_args(argv)
+    if args.compare:
+        problems = compare(args.source, args.target, args.tolerance)
+        print(json.dumps({"differences": len(problems)}))
+        print("\n".join(problems))
+        sys.exit(1 if problems else 0)
+    written = archive(args.source, args.target)
+    size = sum(p.stat().st_size for p in args.target.rglob("*") if p.is_file())
+    print(f"archived {len(written)} runs into {args.target} ({size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
