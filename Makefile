@@ -34,6 +34,7 @@ bench: setup
 	$(PY) -m features.bench
 	$(PY) -m risk.bench
 	$(PY) -m learners.bench
+	$(PY) -m learners.experiment.bench
 	$(PY) -m hierarchy.bench
 
 clean:
@@ -54,13 +55,15 @@ PAPER_SEEDS := 0 1 2 3 4
 PAPER_SWEEP := runs/paper/sweep_$(shell date +%Y-%m-%d_%H-%M-%S)
 PAPER_RESULTS := paper/results
 REPORT_ARGS ?=
-# every run also retrains on the last WALK_FORWARD_FOLDS walk-forward folds (windows from
-# evaluation.walk_forward), each at WALK_FORWARD_SCALE of the budget's env steps, for the walk-forward table
+# the primary ablation's runs (full) also retrain on the last WALK_FORWARD_FOLDS walk-forward folds (windows
+# from evaluation.walk_forward), each at WALK_FORWARD_SCALE of the budget's env steps: the walk-forward table
+# reads the primary row only
 WALK_FORWARD_FOLDS ?= 4
 WALK_FORWARD_SCALE ?= 0.25
-PAPER_RUN = $(PY) -m learners.train phase=all budget=$(PAPER_BUDGET) experiment=paper \
-	evaluation.walk_forward.enabled=true evaluation.walk_forward.folds=$(WALK_FORWARD_FOLDS) \
+WALK_FORWARD = evaluation.walk_forward.enabled=true evaluation.walk_forward.folds=$(WALK_FORWARD_FOLDS) \
 	evaluation.walk_forward.steps_scale=$(WALK_FORWARD_SCALE)
+PAPER_RUN = $(PY) -m learners.train phase=all budget=$(PAPER_BUDGET) experiment=paper \
+	ablation=$$0 seed=$$1 $$([ $$0 = full ] && echo "$(WALK_FORWARD)")
 # make paper-check: these runs again, compared with the archive (0: identical, as on the machine that made it)
 PAPER_CHECK_RUNS ?= full:0 full:1
 PAPER_CHECK_TOLERANCE ?= 0
@@ -70,7 +73,7 @@ PAPER_CHECK_TOLERANCE ?= 0
 paper-experiments: setup
 	@mkdir -p $(PAPER_SWEEP)
 	for a in $(PAPER_ABLATIONS); do for s in $(PAPER_SEEDS); do echo $$a $$s; done; done | \
-		xargs -P $(PAPER_JOBS) -L 1 sh -c '$(PAPER_RUN) ablation=$$0 seed=$$1 \
+		xargs -P $(PAPER_JOBS) -L 1 sh -c '$(PAPER_RUN) \
 		hydra.run.dir=$(PAPER_SWEEP)/$$0-seed$$1 > $(PAPER_SWEEP)/$$0-seed$$1.log 2>&1 \
 		|| echo "run ablation=$$0 seed=$$1 failed: see $(PAPER_SWEEP)/$$0-seed$$1.log"'
 	$(PY) -m eval.archive $(PAPER_SWEEP) $(PAPER_RESULTS)
@@ -80,7 +83,7 @@ paper-check: setup
 	$(eval CHECK := runs/paper-check/$(shell date +%Y-%m-%d_%H-%M-%S))
 	@mkdir -p $(CHECK)
 	for run in $(PAPER_CHECK_RUNS); do echo $$run | tr : ' '; done | \
-		xargs -P $(PAPER_JOBS) -L 1 sh -c '$(PAPER_RUN) ablation=$$0 seed=$$1 \
+		xargs -P $(PAPER_JOBS) -L 1 sh -c '$(PAPER_RUN) \
 		hydra.run.dir=$(CHECK)/$$0-seed$$1 > $(CHECK)/$$0-seed$$1.log 2>&1'
 	$(PY) -m eval.archive --compare $(PAPER_RESULTS) $(CHECK) --tolerance $(PAPER_CHECK_TOLERANCE)
 
