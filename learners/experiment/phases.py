@@ -85,7 +85,7 @@ def pretrain_cql(ctx: RunContext, system: HierarchicalSystem) -> None:
     log = PhaseLog(ctx, "phase1")
     for d, name in enumerate(system.domain_names):
         dataset = specialist_dataset(data[name], len(system.domain_names), curriculum.reward_scale)
-        if fabric.global_rank == 0:
+        if curriculum.offline_datasets and fabric.global_rank == 0:
             dataset.save(ctx.folder.offline_dataset(name))
         agent, stats = pretrain_specialist(system.specialist(d), dataset, settings.cql, fabric,
                                            curriculum.critic_hidden)

@@ -61,6 +61,8 @@ class CurriculumConfig:
     reward_scale: float = 100.0      # rewards are fractions of equity per bar; learners see this times them
     critic_hidden: int = 64          # the specialists' CQL critics (256 x 256 costs 10x the compute)
     distill_steps: int = 500         # value-head distillation from the CQL critics
+    offline_datasets: bool = False   # keep phase 1's behaviour datasets in phase1/offline/ (about 240 MB per
+    #                                  specialist at the paper budget)
     meta_updates_per_decision: int = 4   # SAC steps per vector meta decision (E transitions)
     phase3_lr_scale: float = 0.3     # learning rates of both levels in joint fine-tuning
     phase3_meta_every: int = 1       # joint fine-tuning: meta updates every this many rollouts

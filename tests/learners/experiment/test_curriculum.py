@@ -19,7 +19,8 @@ from learners.run.folder import RunFolder
 from learners.train import train
 
 CONFIGS = str(Path(__file__).resolve().parents[3] / "configs")
-SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]"]
+SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]",
+         "curriculum.offline_datasets=true"]
 
 pytestmark = pytest.mark.slow
 
