@@ -90,19 +90,27 @@ def _skfolio_rule(market: MarketData, config: BaselineConfig, name: str) -> Call
     return rule
 
 
-def _oracle_rule(market: MarketData, config: BaselineConfig) -> Callable[[int], np.ndarray]:
+def oracle_targets(market: MarketData, risk_aversion: float, max_leverage: float) -> np.ndarray:
+    """(T, N) mean-variance weights w_t = (1/lambda) Sigma_t^-1 m_t from the synthetic market's
+    ground truth, gross capped at `max_leverage`; row t uses ground-truth row t only (the moments
+    of bar t+1's return given the close of t). The log-return moments (mean mu, volatility s,
+    correlation C) become simple-return ones as for a lognormal return: m = exp(mu + s^2/2) - 1,
+    Sigma_ij = (1 + m_i)(1 + m_j)(exp(s_i s_j C_ij) - 1). C mixes the regimes' correlations over
+    the next bar's regime, P[k_t, :] @ C_k (the generator's expected returns and volatilities mix
+    over the same transition row); a market without a transition matrix uses the current regime's."""
     truth = market.ground_truth
     if truth is None:
         raise ValueError(f"the oracle needs a synthetic market's ground truth; '{market.name}' has none")
-
-    def rule(t: int) -> np.ndarray:
-        vol = truth.conditional_vol[t]
-        mean = truth.expected_returns[t] + 0.5 * vol**2                       # simple return
-        covariance = vol[:, None] * truth.regime_correlation[truth.regime[t]] * vol[None, :]
-        weights = np.linalg.solve(covariance, mean) / config.oracle_risk_aversion
-        gross = np.abs(weights).sum()
-        return weights * min(1.0, config.max_leverage / gross) if gross > 0 else weights
-    return rule
+    K, N = truth.regime_correlation.shape[:2]
+    transition = np.asarray(market.attrs.get("transition", np.eye(K)), dtype=np.float64)       # (K, K)
+    correlation = (transition[truth.regime] @ truth.regime_correlation.reshape(K, N * N)).reshape(-1, N, N)
+    mu, vol = truth.expected_returns, truth.conditional_vol                                     # (T, N)
+    mean = np.expm1(mu + 0.5 * vol**2)                                                          # (T, N)
+    growth = 1.0 + mean
+    covariance = growth[:, :, None] * growth[:, None, :] * np.expm1(vol[:, :, None] * correlation * vol[:, None, :])
+    weights = np.linalg.solve(covariance, mean[..., None])[..., 0] / risk_aversion              # (T, N)
+    gross = np.abs(weights).sum(axis=1, keepdims=True)
+    return weights * np.minimum(1.0, max_leverage / np.where(gross > 0, gross, np.inf))
 
 
 def baseline_weights(name: str, market: MarketData, config: BaselineConfig | None = None,
@@ -128,7 +136,8 @@ def baseline_weights(name: str, market: MarketData, config: BaselineConfig | Non
         rng = rng or np.random.default_rng(0)
         return _schedule(market, bars, lambda t: rng.dirichlet(np.ones(N)))
     if name == "oracle":
-        return _schedule(market, rebalance_bars(T, 1, start), _oracle_rule(market, config))
+        targets = oracle_targets(market, config.oracle_risk_aversion, config.max_leverage)
+        return _schedule(market, rebalance_bars(T, 1, start), lambda t: targets[t])
     raise KeyError(f"unknown baseline '{name}'; one of {BASELINES}")
 
 
