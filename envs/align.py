@@ -22,12 +22,14 @@ def common_calendar(tables: list[BarTable]) -> pd.DatetimeIndex:
     starts = [t.frame.index[0] for t in tables]
     ends = [t.frame.index[-1] for t in tables]
     start, end = max(starts), min(ends)
-    if start > end:
+    if start >= end:
         late = tables[int(np.argmax(starts))]
         early = tables[int(np.argmin(ends))]
+        overlap = "no overlap" if start > end else "one common bar only, at least 2 are needed"
         raise DataValidationError(
-            f"{late.source}: {late.symbol} starts at {late.frame.index[0]} after "
-            f"{early.symbol} ({early.source}) ends at {early.frame.index[-1]}: no overlap")
+            f"{late.source}, line {int(late.lines[0])}: column 'timestamp': {late.symbol} starts at "
+            f"{late.frame.index[0]}, {'after' if start > end else 'where'} {early.symbol} ({early.source}, "
+            f"line {int(early.lines[-1])}) ends at {early.frame.index[-1]}: {overlap}")
     calendar = tables[0].frame.index
     for table in tables[1:]:
         calendar = calendar.union(table.frame.index)
@@ -64,9 +66,11 @@ def _check_gaps(missing: np.ndarray, limit: int, table: BarTable, calendar: pd.D
         run = run + 1 if gap else 0
         if run > limit:
             first = t - run + 1
+            before = int(table.frame.index.searchsorted(calendar[first])) - 1       # its last bar before the gap
             raise DataValidationError(
-                f"{table.source}: {table.symbol} has no bar for {run} consecutive calendar steps from "
-                f"{calendar[first]} (forward-fill limit {limit}); raise ffill_limit or fix the data")
+                f"{table.source}, line {int(table.lines[before])}: column 'timestamp': {table.symbol} has no "
+                f"bar for {run} consecutive calendar steps from {calendar[first]}, after this line's "
+                f"{table.frame.index[before]} (forward-fill limit {limit}); raise ffill_limit or fix the data")
 
 
 def align_series(series: dict[str, pd.Series], calendar: pd.DatetimeIndex) -> np.ndarray:

@@ -17,6 +17,12 @@ import pandas as pd
 from envs.market_data import DataValidationError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
+# Magnitudes the float64 accounting stays far inside: two prices differ by at most 1e22, so equity,
+# notionals and costs of any sane book stay below 1e40; a volume times a price below 1e30.
+PRICE_BOUNDS = (1e-10, 1e12)
+MAX_VOLUME = 1e18
+# Timestamps are held as datetime64[ns]: 1677-09-22 to 2262-04-11 (a year typed 2921 is outside).
+TIMESTAMP_BOUNDS = (pd.Timestamp.min.ceil("D").tz_localize("UTC"), pd.Timestamp.max.floor("D").tz_localize("UTC"))
 
 
 @dataclass(frozen=True)
@@ -29,35 +35,109 @@ class BarTable:
     frame: pd.DataFrame
     has_ohlc: bool
     has_volume: bool
+    lines: np.ndarray                   # (T,) the file line of each bar (header = line 1)
 
 
 def _culprit(source: str, lines: np.ndarray, row: int) -> str:
     return f"{source}, line {int(lines[row])}"
 
 
+def normalise_columns(frame: pd.DataFrame, source: str, mapping: dict[str, str] | None = None,
+                      lower: bool = True) -> pd.DataFrame:
+    """The frame with stripped (by default lower-cased) column names, the user's mapped onto ours
+    (`{theirs: ours}`, matched ignoring case); raise if two columns land on one name (`Close`,
+    `close`), since either could be the one the user meant."""
+    ours = {str(k).strip().lower(): v for k, v in (mapping or {}).items()}
+    names: list[str] = []
+    seen: dict[str, str] = {}
+    for column in map(str, frame.columns):
+        name = ours.get(column.strip().lower(), column.strip().lower() if lower else column.strip())
+        if name and name in seen:
+            raise DataValidationError(
+                f"{source}, line 1 (header): columns {seen[name]!r} and {column!r} both read as column "
+                f"{name!r} (names are matched ignoring case and market.files.columns); drop or rename one")
+        seen[name] = column
+        names.append(name)
+    return frame.set_axis(names, axis=1)
+
+
 def require_columns(frame: pd.DataFrame, required: tuple[str, ...], source: str) -> None:
-    """Raise naming each missing column and the closest existing one (a likely misspelling)."""
-    missing = [c for c in required if c not in frame.columns]
+    """Raise naming each missing column and the closest existing one (a likely misspelling), or the
+    likely delimiter when the whole header reads as one column."""
+    found = [str(c) for c in frame.columns]
+    missing = [c for c in required if c not in found]
     if missing:
         hints = []
         for column in missing:
-            close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=1, cutoff=0.6)
+            close = difflib.get_close_matches(column, found, n=1, cutoff=0.6)
             hints.append(f"'{column}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise DataValidationError(f"{source}: missing column {', '.join(hints)}; "
-                                  f"found columns {[str(c) for c in frame.columns]}")
+        delimiter = next((d for d in ";\t|" if len(found) == 1 and d in found[0]), None)
+        note = f"; the header is one column: is the file delimited by {delimiter!r}, not ','?" if delimiter else ""
+        raise DataValidationError(f"{source}, line 1 (header): missing column {', '.join(hints)}; "
+                                  f"found columns {found}{note}")
+
+
+def _first_failing_row(fails, n: int) -> int:
+    """The row k at which `fails(k + 1)` (a test of rows 0..k) first holds, by bisection; needs `fails(n)`."""
+    low, high = 1, n
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fails(middle) else (middle + 1, high)
+    return low - 1
 
 
 def parse_timestamps(values: pd.Series, source: str, lines: np.ndarray,
                      timestamp_format: str | None = None, timezone: str = "UTC") -> pd.DatetimeIndex:
-    """Parse to UTC; naive stamps are read in `timezone`. Raise on the first unparsable value."""
-    parsed = pd.to_datetime(values, format=timestamp_format, errors="coerce")
+    """Parse to UTC; naive stamps are read in `timezone`. Raise naming the first stamp that does not
+    parse, carries another UTC offset than the first, is ambiguous or skipped in `timezone` (a
+    daylight-saving change), or lies outside the datetime64[ns] range (a typo in the year)."""
+    culprit = lambda row: f"{_culprit(source, lines, row)}: column 'timestamp': {values.iloc[row]!r}"
+    parse = lambda rows: pd.to_datetime(rows, format=timestamp_format, errors="coerce")
+
+    def mixes_offsets(n: int) -> bool:
+        try:
+            parse(values.iloc[:n])
+        except ValueError:
+            return True
+        return False
+
+    if mixes_offsets(len(values)):
+        row = _first_failing_row(mixes_offsets, len(values))
+        raise DataValidationError(f"{culprit(row)} has another UTC offset than {values.iloc[0]!r} on line "
+                                  f"{int(lines[0])}; write every stamp in UTC, or all with one offset")
+    parsed = parse(values)
     if parsed.isna().any():
         row = int(np.argmax(parsed.isna().to_numpy()))
+        like = f" like {values.iloc[0]!r} on line {int(lines[0])}" if row else ""
         raise DataValidationError(f"{_culprit(source, lines, row)}: column 'timestamp': cannot parse "
-                                  f"{values.iloc[row]!r} as a date/time")
+                                  f"{values.iloc[row]!r} as a date/time{like}")
     index = pd.DatetimeIndex(parsed)
-    index = index.tz_localize(timezone) if index.tz is None else index
-    return index.tz_convert("UTC").as_unit("ns")
+    index = _localize(index, timezone, culprit) if index.tz is None else index.tz_convert("UTC")
+    outside = (index < TIMESTAMP_BOUNDS[0]) | (index > TIMESTAMP_BOUNDS[1])
+    if outside.any():
+        row = int(np.argmax(outside))
+        raise DataValidationError(f"{culprit(row)} is outside {TIMESTAMP_BOUNDS[0]:%Y-%m-%d} .. "
+                                  f"{TIMESTAMP_BOUNDS[1]:%Y-%m-%d}, the range of timestamps (a typo in the year?)")
+    return index.as_unit("ns")
+
+
+def _localize(index: pd.DatetimeIndex, timezone: str, culprit) -> pd.DatetimeIndex:
+    """Naive stamps read as wall-clock times in `timezone`, in UTC; raise on one that a
+    daylight-saving change makes ambiguous (it occurs twice) or nonexistent (it is skipped)."""
+    try:
+        local = index.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+    except (KeyError, ValueError) as error:
+        raise DataValidationError(f"market.files.timezone {timezone!r} is not a time zone ({error}); use an "
+                                  f"IANA name such as 'UTC' or 'America/New_York'") from None
+    if local.isna().any():
+        row = int(np.argmax(local.isna()))
+        skipped = index[row:row + 1].tz_localize(timezone, ambiguous=np.array([True]), nonexistent="NaT")
+        why = ("does not exist (the clocks skip it)" if skipped.isna()[0]
+               else "is ambiguous (the clocks go back: it occurs twice)")
+        raise DataValidationError(
+            f"{culprit(row)} {why} in {timezone}, the zone market.files.timezone reads naive stamps in; "
+            f"write the stamps in UTC or with a UTC offset")
+    return local.tz_convert("UTC")
 
 
 def validate_bars(frame: pd.DataFrame, symbol: str, source: str, lines: np.ndarray | None = None,
@@ -65,10 +145,11 @@ def validate_bars(frame: pd.DataFrame, symbol: str, source: str, lines: np.ndarr
     """Check one instrument's raw bars and return them as a `BarTable`.
 
     `lines[k]` is the file line of row k (defaults to k + 2: one header line, 1-based).
-    Errors: missing columns, unparsable / duplicate / non-increasing timestamps, NaN or
-    non-positive prices, high < low, open or close outside [low, high], negative or NaN volume.
+    Errors: missing or ambiguous columns, fewer than 2 rows, unparsable / out-of-range / duplicate /
+    non-increasing timestamps, NaN, infinite, non-positive or absurd prices (outside PRICE_BOUNDS),
+    high < low, open or close outside [low, high], negative, NaN or absurd volume (above MAX_VOLUME).
     """
-    frame = frame.rename(columns=lambda c: str(c).strip().lower())
+    frame = normalise_columns(frame, source)
     lines = np.arange(len(frame)) + 2 if lines is None else np.asarray(lines)
     if len(frame) == 0:
         raise DataValidationError(f"{source}: no rows for {symbol}")
@@ -77,6 +158,9 @@ def validate_bars(frame: pd.DataFrame, symbol: str, source: str, lines: np.ndarr
     if present and len(present) < 3:
         require_columns(frame, ("open", "high", "low"), source)
     has_ohlc, has_volume = bool(present), "volume" in frame.columns
+    if len(frame) == 1:
+        raise DataValidationError(f"{_culprit(source, lines, 0)}: column 'timestamp': {symbol} has this one bar "
+                                  f"only; at least 2 are needed (a return spans two closes)")
 
     index = parse_timestamps(frame["timestamp"], source, lines, timestamp_format, timezone)
     stamps = index.asi8
@@ -101,18 +185,26 @@ def validate_bars(frame: pd.DataFrame, symbol: str, source: str, lines: np.ndarr
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.argmax(bad))
+            what = "is missing or not a number" if np.isnan(values[row]) else "is not finite"
             raise DataValidationError(f"{_culprit(source, lines, row)}: column '{name}': "
-                                      f"{frame[name].iloc[row]!r} is missing or not a number")
+                                      f"{frame[name].iloc[row]!r} {what}")
         columns[name] = values
     o, h, l, c, v = (columns[k] for k in ("open", "high", "low", "close", "volume"))
-    checks = [(c <= 0, "close", "is not positive")]
+    low, high = PRICE_BOUNDS
+    checks = []
+    for name in PRICE_COLUMNS if has_ohlc else ("close",):
+        checks += [(columns[name] <= 0, name, "is not positive"),
+                   ((columns[name] < low) | (columns[name] > high), name,
+                    f"is outside [{low:g}, {high:g}], the bound on prices that keeps the float64 accounting "
+                    f"finite (check the units and the decimal point)")]
     if has_ohlc:
-        checks += [((o <= 0) | (h <= 0) | (l <= 0), "open/high/low", "has a non-positive price"),
-                   (h < l, "high", "is below low"),
+        checks += [(h < l, "high", "is below low"),
                    ((c > h) | (c < l), "close", "is outside [low, high]"),
                    ((o > h) | (o < l), "open", "is outside [low, high]")]
     if has_volume:
-        checks.append((v < 0, "volume", "is negative"))
+        checks += [(v < 0, "volume", "is negative"),
+                   (v > MAX_VOLUME, "volume", f"is above {MAX_VOLUME:g}, the bound on volumes that keeps the "
+                                              f"float64 accounting finite")]
     for bad, column, message in checks:
         if bad.any():
             row = int(np.argmax(bad))
@@ -120,4 +212,5 @@ def validate_bars(frame: pd.DataFrame, symbol: str, source: str, lines: np.ndarr
                                       f"(open={o[row]}, high={h[row]}, low={l[row]}, close={c[row]}, "
                                       f"volume={v[row]})")
     clean = pd.DataFrame(columns, index=index)
-    return BarTable(symbol=symbol, source=source, frame=clean, has_ohlc=has_ohlc, has_volume=has_volume)
+    return BarTable(symbol=symbol, source=source, frame=clean, has_ohlc=has_ohlc, has_volume=has_volume,
+                    lines=lines)
