@@ -22,6 +22,7 @@ from envs.lake import DataLake, content_hash, file_fingerprint
 from envs.market_data import DataSplits, DataValidationError, MarketData
 from envs.samples import SAMPLES, load_sample
 from envs.synthetic import SyntheticConfig, generate
+from envs.validation import check_suspicious_ticks
 
 FILE_SOURCES = ("csv", "parquet")
 SOURCES = ("synthetic", *SAMPLES, *FILE_SOURCES)
@@ -40,6 +41,10 @@ class FilesConfig:
     timestamp_format: str | None = None
     timezone: str = "UTC"                # for naive timestamps
     bars_per_year: float = 252.0
+    # a one-bar jump beyond suspicious_tick_mads robust deviations of the instrument's log returns
+    # that reverts on the next bar (a bad tick): warn | reject (a DataValidationError) | ignore
+    suspicious_ticks: str = "warn"
+    suspicious_tick_mads: float = 10.0
 
 
 @dataclass
@@ -128,6 +133,8 @@ def load_files(files: FilesConfig, costs: CostConfig | None = None, ffill_limit:
         raise DataValidationError(f"market.files.layout '{files.layout}' is not one of {sorted(readers)}")
     tables = readers[files.layout](Path(files.path), symbols, files.columns, files.timestamp_format,
                                    files.timezone)
+    for table in tables:
+        check_suspicious_ticks(table, files.suspicious_ticks, files.suspicious_tick_mads)
     timestamps, ohlcv, quality = align_bars(tables, ffill_limit)
     return MarketData(
         name=name, timestamps=timestamps, symbols=tuple(symbols), domains=tuple(domains),

@@ -3,12 +3,14 @@
 `validate_bars` takes one instrument's table (columns timestamp, open, high, low, close, volume,
 of which open/high/low and volume may be absent) and returns it indexed by UTC timestamp, or raises
 `DataValidationError` naming the source file, the line in that file (header = line 1) and the
-column at fault. The caller's data is never modified.
+column at fault. The caller's data is never modified. `check_suspicious_ticks` then looks for
+one-bar spikes that revert (bad ticks) and warns about them or refuses them.
 """
 
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,18 @@ PRICE_BOUNDS = (1e-10, 1e12)
 MAX_VOLUME = 1e18
 # Timestamps are held as datetime64[ns]: 1677-09-22 to 2262-04-11 (a year typed 2921 is outside).
 TIMESTAMP_BOUNDS = (pd.Timestamp.min.ceil("D").tz_localize("UTC"), pd.Timestamp.max.floor("D").tz_localize("UTC"))
+
+SUSPICIOUS_TICK_MODES = ("warn", "reject", "ignore")
+MAD_TO_SIGMA = 1.4826                   # median absolute deviation -> standard deviation (normal)
+# a spike's log return must also exceed this (about 10 %), so that flat or very quiet series,
+# whose deviation is near 0, do not flag ordinary ticks
+MIN_SPIKE_LOG_RETURN = 0.1
+# the return back must undo at least this fraction of the jump, and be at most 1 / it times as large
+REVERT_FRACTION = 0.5
+
+
+class SuspiciousTickWarning(UserWarning):
+    """A one-bar price spike that reverts on the next bar: most likely a bad tick in the file."""
 
 
 @dataclass(frozen=True)
@@ -214,3 +228,43 @@ def validate_bars(frame: pd.DataFrame, symbol: str, source: str, lines: np.ndarr
     clean = pd.DataFrame(columns, index=index)
     return BarTable(symbol=symbol, source=source, frame=clean, has_ohlc=has_ohlc, has_volume=has_volume,
                     lines=lines)
+
+
+def suspicious_ticks(close: np.ndarray, mads: float) -> np.ndarray:
+    """Rows whose close jumps by a log return beyond `mads` robust standard deviations of the
+    series' log returns (MAD x 1.4826, whole series) and beyond MIN_SPIKE_LOG_RETURN, and comes back
+    on the next bar: the return back has the opposite sign and a comparable size (REVERT_FRACTION).
+    A crash that stays down is not one; a spike on the first or last bar cannot be told apart."""
+    returns = np.diff(np.log(close))                             # (T - 1,): returns[k] is row k -> k + 1
+    if returns.size < 2:
+        return np.zeros(0, dtype=np.int64)
+    deviation = MAD_TO_SIGMA * np.median(np.abs(returns - np.median(returns)))
+    jump, back = returns[:-1], returns[1:]                       # into row k + 1, and out of it
+    size, size_back = np.abs(jump), np.abs(back)
+    spike = ((size > max(mads * deviation, MIN_SPIKE_LOG_RETURN)) & (np.sign(back) == -np.sign(jump))
+             & (size_back >= REVERT_FRACTION * size) & (size >= REVERT_FRACTION * size_back))
+    return np.flatnonzero(spike) + 1
+
+
+def check_suspicious_ticks(table: BarTable, mode: str = "warn", mads: float = 10.0) -> None:
+    """Warn about (mode 'warn') or refuse (mode 'reject') the table's one-bar spikes that revert,
+    such as a price typed x100 for one bar: a small short there would ruin the book in simulation."""
+    if mode not in SUSPICIOUS_TICK_MODES:
+        raise DataValidationError(f"market.files.suspicious_ticks {mode!r} is not one of {SUSPICIOUS_TICK_MODES}")
+    if not mads > 0:
+        raise DataValidationError(f"market.files.suspicious_tick_mads={mads} must be > 0")
+    if mode == "ignore":
+        return
+    close = table.frame["close"].to_numpy()
+    rows = suspicious_ticks(close, mads)
+    if rows.size == 0:
+        return
+    k = int(rows[0])
+    others = f"; {rows.size - 1} more at line(s) {[int(table.lines[r]) for r in rows[1:11]]}" if rows.size > 1 else ""
+    message = (f"{table.source}, line {int(table.lines[k])}: column 'close': {table.symbol} jumps from "
+               f"{close[k - 1]:g} to {close[k]:g} and back to {close[k + 1]:g} on the next bar, beyond {mads:g} "
+               f"robust deviations of its log returns: a suspicious tick{others}. Fix the file, or set "
+               f"market.files.suspicious_ticks to 'ignore' (or 'reject' to refuse such files)")
+    if mode == "reject":
+        raise DataValidationError(message)
+    warnings.warn(message, SuspiciousTickWarning, stacklevel=2)
