@@ -1,10 +1,12 @@
 """Technical indicators in Numba, batched over instruments: every input and output is (T, N).
 
-Conventions follow TA-Lib, so that values match it to rounding: the first `lookback` rows are
-NaN (warm-up), moving averages are running sums in TA-Lib's order, EMAs are seeded with the
-simple average of their first `window` inputs, and RSI and ATR use Wilder smoothing seeded the
-same way. Each kernel walks time in the outer loop and instruments in the inner one, so a
-(T, N) array is read row by row. Every value at t uses rows <= t only.
+Conventions follow TA-Lib, so that values match it to rounding at any price scale: the first
+`lookback` rows are NaN (warm-up), moving averages are running sums in TA-Lib's order, EMAs are
+seeded with the simple average of their first `window` inputs, and RSI and ATR use Wilder
+smoothing seeded the same way, with no absolute thresholds. Standard deviations are accurate to
+rounding relative to the window's own spread, and exactly 0 on flat windows. Each kernel walks
+time in the outer loop and instruments in the inner one, so a (T, N) array is read row by row.
+Every value at t uses rows <= t only.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def _wilder_rsi(close: np.ndarray, window: int) -> np.ndarray:
     out = np.full((T, N), NAN)
     gain = np.zeros(N)
     loss = np.zeros(N)
+    inverse = 1.0 / window
     for t in range(1, T):
         for i in range(N):
             diff = close[t, i] - close[t - 1, i]
@@ -85,11 +88,11 @@ def _wilder_rsi(close: np.ndarray, window: int) -> np.ndarray:
             if t == window:                      # seed: simple averages of the first moves
                 gain[i] = (gain[i] + up) / window
                 loss[i] = (loss[i] + down) / window
-            else:                                # Wilder smoothing
-                gain[i] = (gain[i] * (window - 1) + up) / window
-                loss[i] = (loss[i] * (window - 1) + down) / window
-            total = gain[i] + loss[i]
-            out[t, i] = 100.0 * gain[i] / total if not (-1e-14 < total < 1e-14) else 0.0
+            else:                                # Wilder smoothing, times 1 / window as TA-Lib
+                gain[i] = (gain[i] * (window - 1) + up) * inverse
+                loss[i] = (loss[i] * (window - 1) + down) * inverse
+            total = gain[i] + loss[i]               # 0 only if no move at all: TA-Lib gives 0
+            out[t, i] = 100.0 * (gain[i] / total) if total != 0.0 else 0.0
     return out
 
 
@@ -145,19 +148,68 @@ def _obv(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
-def _rolling_std(x: np.ndarray, mean: np.ndarray, window: int) -> np.ndarray:
-    """Population standard deviation around a precomputed moving average (TA-Lib's BBANDS)."""
+# The running sums of `_rolling_std` take at most ~4 * window roundings of size <= eps * peak
+# (peak: their largest sum of squared deviations since the rebuild), so the variance they give is
+# off by at most ~4 * eps * peak (9e-16 * peak). Where the variance is below RECOMPUTE_BELOW *
+# peak, that could exceed 1e-10 of it (with a margin of 4), and the window is recomputed.
+RECOMPUTE_BELOW = 4e-5
+
+
+@njit(cache=True, error_model="numpy")
+def _window_variance(x: np.ndarray, t: int, i: int, window: int) -> float:
+    """Population variance of x[t - window + 1 : t + 1, i] from deviations to x[t, i]: these are
+    exact (Sterbenz) for nearby values, so the result keeps full relative precision at any price
+    scale and through near-flat stretches, and is exactly 0 on a flat window."""
+    anchor = x[t, i]
+    total = 0.0
+    total2 = 0.0
+    for k in range(t - window + 1, t + 1):
+        deviation = x[k, i] - anchor
+        total += deviation
+        total2 += deviation * deviation
+    mean = total / window
+    return max(total2 / window - mean * mean, 0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def _rolling_std(x: np.ndarray, window: int) -> np.ndarray:
+    """(T, N) population standard deviation over `window` rows, as accurate as TA-Lib's STDDEV
+    (exactly 0 on flat windows). Running sums of deviations to an anchor, rebuilt from the window
+    every `window` rows, so rounding never accumulates from far-away prices; a window whose
+    variance is too small for them to resolve is recomputed by `_window_variance`."""
     T, N = x.shape
     out = np.full((T, N), NAN)
+    anchor = np.zeros(N)
+    total = np.zeros(N)
     total2 = np.zeros(N)
-    for t in range(T):
+    peak = np.zeros(N)                                    # largest total2 since the rebuild
+    for t in range(window - 1, T):
+        first = t - window + 1
+        if first % window == 0:                           # rebuild around the window's last value
+            for i in range(N):
+                anchor[i] = x[t, i]
+                total[i] = 0.0
+                total2[i] = 0.0
+            for k in range(first, t + 1):
+                for i in range(N):
+                    deviation = x[k, i] - anchor[i]
+                    total[i] += deviation
+                    total2[i] += deviation * deviation
+            for i in range(N):
+                peak[i] = total2[i]
+        else:                                             # slide: add row t, drop row first - 1
+            for i in range(N):
+                new = x[t, i] - anchor[i]
+                old = x[first - 1, i] - anchor[i]
+                total[i] += new - old
+                total2[i] += new * new - old * old
+                peak[i] = max(peak[i], total2[i])
         for i in range(N):
-            total2[i] += x[t, i] * x[t, i]
-            if t >= window - 1:
-                var = total2[i] / window - mean[t, i] * mean[t, i]
-                out[t, i] = np.sqrt(var) if var > 1e-14 else 0.0
-                total2[i] -= x[t - window + 1, i] * x[t - window + 1, i]
+            mean = total[i] / window
+            var = total2[i] / window - mean * mean
+            if var <= RECOMPUTE_BELOW * peak[i]:
+                var = _window_variance(x, t, i, window)
+            out[t, i] = np.sqrt(var)
     return out
 
 
@@ -209,34 +261,21 @@ def rsi(close: np.ndarray, window: int = 14) -> np.ndarray:
 
 
 @njit(cache=True, error_model="numpy")
-def _bollinger(x: np.ndarray, window: int, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """%B and bandwidth in one pass: the running sums of `_sma` and `_rolling_std`, in the same
-    order of operations, so the bands equal those of the separate kernels bit for bit."""
+def _bollinger(x: np.ndarray, mean: np.ndarray, std: np.ndarray,
+               width: float) -> tuple[np.ndarray, np.ndarray]:
+    """%B and bandwidth of bands at `width` standard deviations around the moving average, with
+    TA-Lib's operations: upper, lower = middle +- width * std."""
     T, N = x.shape
     percent_b = np.full((T, N), NAN)
     bandwidth = np.full((T, N), NAN)
-    total = np.zeros(N)
-    total2 = np.zeros(N)
-    for t in range(min(window - 1, T)):                       # warm-up: sums only
+    for t in range(T):
         for i in range(N):
-            total[i] += x[t, i]
-            total2[i] += x[t, i] * x[t, i]
-    for t in range(window - 1, T):
-        first = t - window + 1
-        for i in range(N):
-            value = x[t, i]
-            total[i] += value
-            total2[i] += value * value
-            middle = total[i] / window
-            var = total2[i] / window - middle * middle
-            half = width * np.sqrt(var) if var > 1e-14 else 0.0
+            middle = mean[t, i]
+            half = width * std[t, i]
             upper, lower = middle + half, middle - half
             span = upper - lower
-            percent_b[t, i] = (value - lower) / span if span > 0 else 0.5
+            percent_b[t, i] = 0.5 if span == 0.0 else (x[t, i] - lower) / span
             bandwidth[t, i] = span / middle
-            old = x[first, i]
-            total[i] -= old
-            total2[i] -= old * old
     return percent_b, bandwidth
 
 
@@ -247,7 +286,7 @@ def bollinger(close: np.ndarray, window: int = 20,
     where the band has zero width."""
     check_window(window, len(close), "bollinger")
     check_finite(close, "bollinger")
-    return _bollinger(close, window, float(width))
+    return _bollinger(close, _sma(close, window), _rolling_std(close, window), float(width))
 
 
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
@@ -325,6 +364,6 @@ def volume_zscore(volume: np.ndarray, window: int = 20) -> np.ndarray:
     (including t); 0 where the window's volume is constant."""
     log_volume = np.log1p(volume)
     mean = sma(log_volume, window)
-    std = _rolling_std(log_volume, mean, window)
+    std = _rolling_std(log_volume, window)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(std > 0, (log_volume - mean) / std, np.where(np.isnan(mean), np.nan, 0.0))
