@@ -28,6 +28,7 @@ TIMESTAMP_BOUNDS = (pd.Timestamp.min.ceil("D").tz_localize("UTC"), pd.Timestamp.
 
 SUSPICIOUS_TICK_MODES = ("warn", "reject", "ignore")
 MAD_TO_SIGMA = 1.4826                   # median absolute deviation -> standard deviation (normal)
+SCALE_WINDOW = 63                       # bars (about a quarter of days) the local deviation is taken over
 # a spike's log return must also exceed this (about 10 %), so that flat or very quiet series,
 # whose deviation is near 0, do not flag ordinary ticks
 MIN_SPIKE_LOG_RETURN = 0.1
@@ -232,16 +233,21 @@ def validate_bars(frame: pd.DataFrame, symbol: str, source: str, lines: np.ndarr
 
 def suspicious_ticks(close: np.ndarray, mads: float) -> np.ndarray:
     """Rows whose close jumps by a log return beyond `mads` robust standard deviations of the
-    series' log returns (MAD x 1.4826, whole series) and beyond MIN_SPIKE_LOG_RETURN, and comes back
-    on the next bar: the return back has the opposite sign and a comparable size (REVERT_FRACTION).
-    A crash that stays down is not one; a spike on the first or last bar cannot be told apart."""
+    series' log returns and beyond MIN_SPIKE_LOG_RETURN, and comes back on the next bar: the return
+    back has the opposite sign and a comparable size (REVERT_FRACTION). The deviation is the median
+    absolute deviation x 1.4826 over the SCALE_WINDOW bars around each bar (a data check, not a
+    feature, so it may look ahead), floored at the whole series', so that a crisis's large swings
+    are judged against their own volatility. A crash that stays down is not a spike; a spike on the
+    first or last bar cannot be told apart from a move."""
     returns = np.diff(np.log(close))                             # (T - 1,): returns[k] is row k -> k + 1
     if returns.size < 2:
         return np.zeros(0, dtype=np.int64)
-    deviation = MAD_TO_SIGMA * np.median(np.abs(returns - np.median(returns)))
+    absolute = np.abs(returns - np.median(returns))
+    local = pd.Series(absolute).rolling(SCALE_WINDOW, center=True, min_periods=1).median().to_numpy()
+    deviation = MAD_TO_SIGMA * np.maximum(local, np.median(absolute))    # (T - 1,)
     jump, back = returns[:-1], returns[1:]                       # into row k + 1, and out of it
     size, size_back = np.abs(jump), np.abs(back)
-    spike = ((size > max(mads * deviation, MIN_SPIKE_LOG_RETURN)) & (np.sign(back) == -np.sign(jump))
+    spike = ((size > np.maximum(mads * deviation[:-1], MIN_SPIKE_LOG_RETURN)) & (np.sign(back) == -np.sign(jump))
              & (size_back >= REVERT_FRACTION * size) & (size >= REVERT_FRACTION * size_back))
     return np.flatnonzero(spike) + 1
 

@@ -66,6 +66,16 @@ def test_quiet_and_flat_series_do_not_flag_ordinary_ticks():
         assert suspicious_ticks(100 * np.exp(np.cumsum(returns)), 10.0).size == 0
 
 
+def test_swings_in_a_volatile_spell_are_judged_by_its_own_volatility():
+    returns = np.random.default_rng(3).normal(0, 0.01, 1500)
+    returns[700:760] *= 8                                        # a crisis: 8 % daily moves for 60 bars
+    returns[730:732] = [-0.25, 0.2]                              # -22 % and back up +22 % in it
+    close = 100 * np.exp(np.cumsum(returns))
+    assert suspicious_ticks(close, 10.0).size == 0
+    close[300] *= 100
+    assert suspicious_ticks(close, 10.0).tolist() == [300]
+
+
 def test_spikes_are_found_vectorised_and_the_edges_are_left_alone():
     close = walk(1000)
     close[[10, 500, 501 + 300]] *= [50, 0.02, 3]
