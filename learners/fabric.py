@@ -5,7 +5,10 @@ weights_only=True)`), TensorBoard logging, and the check that no loss is NaN.
 
 from __future__ import annotations
 
+import errno
 import math
+import pickle
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,24 +120,55 @@ def polyak_update(target: Iterable[Tensor], online: Iterable[Tensor], tau: float
         torch._foreach_lerp_(list(target), list(online), tau)
 
 
-def save_checkpoint(fabric: Fabric, path: str | Path, objects: dict[str, Any]) -> None:
-    """Modules, optimizers and learners as their state dicts, plain values as they are, written
-    by rank 0 atomically (a process killed mid-write leaves the previous file intact); every
-    process then waits at a barrier."""
-    if fabric.global_rank == 0:
-        state = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in objects.items()}
+def write_state(path: str | Path, state: dict[str, Any]) -> None:
+    """`torch.save(state)` to `path` atomically; a full disk is an OSError that says so and names
+    the file (torch's own error does neither), the previous file left intact."""
+    path = Path(path)
+    try:
         with atomic_path(path) as temporary:
             torch.save(state, temporary)
+    except (OSError, RuntimeError) as error:
+        if _disk_full(error, path.parent):
+            raise OSError(errno.ENOSPC, f"{path}: disk full, the checkpoint was not written (the previous one is "
+                                        f"kept); free space on {path.parent} and resume") from error
+        raise
+
+
+def _disk_full(error: OSError | RuntimeError, folder: Path) -> bool:
+    """Whether a failed write ran out of space: ENOSPC, or torch's bare 'file write failed' on a
+    disk with (almost) nothing left."""
+    if isinstance(error, OSError):
+        return error.errno == errno.ENOSPC
+    return "write" in str(error) and shutil.disk_usage(folder).free < 1 << 20
+
+
+def read_state(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The state dict at `path` (weights only: nothing is unpickled); a missing file is a
+    FileNotFoundError, a truncated or foreign one a ValueError that names it as damaged."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint {path}")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (EOFError, pickle.UnpicklingError, RuntimeError) as error:
+        raise ValueError(f"{path}: the checkpoint is damaged (truncated or not a checkpoint: "
+                         f"{type(error).__name__}); delete or replace it") from None
+
+
+def save_checkpoint(fabric: Fabric, path: str | Path, objects: dict[str, Any]) -> None:
+    """Modules, optimizers and learners as their state dicts, plain values as they are, written
+    by rank 0 atomically (`write_state`: a process killed mid-write leaves the previous file
+    intact); every process then waits at a barrier."""
+    if fabric.global_rank == 0:
+        write_state(path, {name: value.state_dict() if hasattr(value, "state_dict") else value
+                           for name, value in objects.items()})
     fabric.barrier()
 
 
 def load_checkpoint(path: str | Path, objects: dict[str, Any], device: torch.device | str = "cpu") -> dict[str, Any]:
     """Restore each of `objects` that has `load_state_dict` in place from the checkpoint at `path`
-    (weights only: nothing is unpickled); returns the whole checkpoint, plain values included."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint {path}")
-    state = torch.load(path, map_location=device, weights_only=True)
+    (`read_state`); returns the whole checkpoint, plain values included."""
+    state = read_state(path, device)
     missing = sorted(name for name in objects if name not in state)
     if missing:
         raise KeyError(f"checkpoint {path} lacks {missing}; it holds {sorted(state)}")

@@ -21,8 +21,7 @@ import torch
 from lightning.fabric import Fabric
 
 from buffers.replay import ReplayBuffer, Transitions
-from learners.fabric import load_checkpoint, save_checkpoint
-from storage.atomic import atomic_path
+from learners.fabric import load_checkpoint, read_state, save_checkpoint, write_state
 
 CHECKPOINTS = ("last", "best", "pretrained")
 
@@ -57,6 +56,11 @@ class PhaseCheckpoints:
     def replay(self) -> ReplayRows:
         return ReplayRows(self.folder / "replay")
 
+    def recorded(self, which: str, key: str) -> Any:
+        """A plain value the checkpoint recorded (its rollout, its wall seconds), None if it is
+        absent or lacks the key."""
+        return read_state(self.path(which)).get(key) if self.exists(which) else None
+
     def load(self, which: str, objects: dict[str, Any], device: torch.device | str = "cpu") -> dict[str, Any]:
         """Restore `objects` that have `load_state_dict` in place from the checkpoint; returns
         the checkpoint (its plain values, e.g. the iteration, included)."""
@@ -77,8 +81,7 @@ class ReplayRows:
         """The rows added since the last save, as rollout `iteration`'s file (rank 0 writes)."""
         if fabric.global_rank == 0 and replay.added > self.saved:
             rows, transitions = replay.rows_since(self.saved)
-            with atomic_path(self._path(iteration)) as temporary:
-                torch.save({"rows": rows, "added": replay.added, **vars(transitions)}, temporary)
+            write_state(self._path(iteration), {"rows": rows, "added": replay.added, **vars(transitions)})
         self.saved = replay.added
         fabric.barrier()
 
@@ -87,7 +90,7 @@ class ReplayRows:
         for path in sorted(self.folder.glob("*.pt")) if self.folder.exists() else []:
             if int(path.stem) > iteration + 1:
                 break
-            state = torch.load(path, map_location=replay.device, weights_only=True)
+            state = read_state(path, replay.device)
             replay.put(state.pop("rows"), Transitions(**{k: v for k, v in state.items() if k != "added"}),
                        int(state["added"]))
         if replay.added != added:
