@@ -12,12 +12,13 @@ rate); funding leverage at the short rate itself is a return, not a trading cost
 replays a run's trained policy (its last finished phase's best checkpoint, or the checkpoint
 given) or any baseline once through a split of the run's market, post-cost and pre-cost, and
 writes the daily returns, weights, costs and contributions as Parquet, the hierarchy's decision
-log and summary.json to `out` (default `<run>/backtest/<split>/`).
+log and summary_<policy>.json to `out` (default `<run>/backtest/<split>/`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from hierarchy.decision_log import DecisionLog
 from hierarchy.system import HierarchicalSystem
 from learners.run.config import SPLITS, TrainConfig
 from learners.run.folder import PRE_COST, EvaluationRecord, RunFolder, TrainingRecord, write_frames
-from learners.run.restore import LEARNED_POLICIES, Policies, restore
+from learners.run.restore import LEARNED_POLICIES, Policies, checkpoint_policy, restore
 from learners.run.workspace import Workspace
 from risk.env_hook import risk_env
 from risk.limits import RiskLimits
@@ -369,16 +370,21 @@ ConfigStore.instance().store(name="backtest_schema", node=BacktestConfig)
 
 def replay(config: BacktestConfig) -> dict:
     """Walk the policy `config` names through its split, post-cost and pre-cost, and write the
-    walks and summary.json (see the module docstring); returns the summary."""
+    walks and summary_<policy>.json (see the module docstring); returns the summary. The split,
+    the policy and the checkpoint are checked before the market is built."""
     if config.split not in SPLITS:
         raise ValueError(f"split='{config.split}' is not one of {SPLITS}")
     if config.policy not in ("learned", *LEARNED_POLICIES, *BASELINES):
         raise ValueError(f"policy='{config.policy}' is not 'learned', one of {LEARNED_POLICIES} or a baseline "
                          f"of {BASELINES}")
     path = Path(config.ckpt)
-    checkpoint = RunFolder(path).final_checkpoint() if path.is_dir() else path
+    checkpoint = RunFolder(path).policy_checkpoint(config.policy) if path.is_dir() else path
+    learned = checkpoint_policy(checkpoint)
+    if config.policy in LEARNED_POLICIES and config.policy != learned:
+        raise ValueError(f"policy='{config.policy}': {checkpoint} holds the {learned} policy (the run did not "
+                         f"train the {config.policy}, or name its checkpoint)")
     ws, policies = restore(checkpoint)
-    policy = policies.names[0] if config.policy == "learned" else config.policy
+    policy = learned if config.policy == "learned" else config.policy
     out = Path(config.out) if config.out else RunFolder.of_checkpoint(checkpoint).backtest_dir(config.split)
     summary = {"checkpoint": str(checkpoint), "split": config.split, "policy": policy}
     for factor, suffix in ((1.0, ""), (0.0, PRE_COST)):
@@ -386,7 +392,7 @@ def replay(config: BacktestConfig) -> dict:
         result = walk_policy(ws, policies, policy, config.split, factor, log)
         write_frames(out, policy + suffix, result.frames(ws.market.symbols))
         summary["post_cost" if factor == 1.0 else "pre_cost"] = result.summary()
-    write_json(out / "summary.json", summary)
+    write_json(out / f"summary_{policy}.json", summary)
     print(f"{policy} on {config.split} ({checkpoint}): Sharpe {summary['post_cost']['sharpe']:.3f} after costs, "
           f"{summary['pre_cost']['sharpe']:.3f} before; written to {out}")
     return summary
@@ -394,7 +400,10 @@ def replay(config: BacktestConfig) -> dict:
 
 @hydra.main(config_path="../configs", config_name="backtest", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    replay(OmegaConf.to_object(cfg))
+    try:
+        replay(OmegaConf.to_object(cfg))
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"eval.backtest: {error}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """The run folder: the one module that knows its layout, with the readers and writers of its
 files (every file written whole or not at all, through `storage.atomic`).
 
-    .hydra/config.yaml              the resolved TrainConfig (hydra writes it; a direct `train()` call, here)
+    .hydra/config.yaml              the resolved TrainConfig, written once at the first start (a resume keeps it)
+    .hydra/overrides.yaml           the command-line overrides of the first start
+    invocations.jsonl               one line per start or resume: time, pid, host, overrides
+    train.log                       what the console showed (progress bars aside)
+    .lock                           the pid of the process writing the run, while it runs
     resolved.yaml                   the effective settings (`learners.run.settings.RunSettings`)
     phase1/ phase2/ phase3/ flat_ppo/
         events.out.tfevents.*       TensorBoard scalars
@@ -16,14 +20,25 @@ files (every file written whole or not at all, through `storage.atomic`).
     eval/walk_forward.json          walk-forward folds and the stitched record (`walk_forward` below)
     eval/walk_forward_returns.parquet
     walk_forward/fold_<k>/          each walk-forward fold's training, a run folder of its own
-    backtest/<split>/               `python -m eval.backtest` replays (frames, decisions.jsonl, summary.json)
+    backtest/<split>/               `python -m eval.backtest` replays (frames, decisions.jsonl,
+                                    summary_<policy>.json)
+
+One process writes a run folder at a time: `lock()` holds `.lock` (an exclusive `flock` on a file
+holding the writer's pid) while a run trains; a second writer is refused naming that pid, and a
+lock left by a process that died is reclaimed, saying so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
-from collections.abc import Callable
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +129,10 @@ def _typed(schema: type, path: Path, what: str) -> Any:
         raise ValueError(f"{path}: the {what} does not fit {schema.__name__}: {error}") from None
 
 
+class RunFolderLocked(RuntimeError):
+    """Another live process is writing the run folder."""
+
+
 class RunFolder:
     """The files of one run (see the module docstring)."""
 
@@ -137,10 +156,73 @@ class RunFolder:
     def settings_file(self) -> Path:
         return self.path / "resolved.yaml"
 
-    def write_config(self, config: TrainConfig) -> None:
-        """The resolved config, unless hydra has written it already."""
+    def write_config(self, config: TrainConfig, overrides: Sequence[str] = ()) -> None:
+        """The resolved config and the overrides it came from, at the run's first start only:
+        a resumed run keeps its original record."""
         if not self.config_file.exists():
+            write_text(self.config_file.with_name("overrides.yaml"), yaml.safe_dump(list(overrides)))
             write_text(self.config_file, OmegaConf.to_yaml(OmegaConf.structured(config)))
+
+    @property
+    def invocations_file(self) -> Path:
+        return self.path / "invocations.jsonl"
+
+    def record_invocation(self, overrides: Sequence[str], resume: bool) -> None:
+        """Append this start (or resume) to invocations.jsonl: the history of a run's commands."""
+        line = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "pid": os.getpid(),
+                "host": socket.gethostname(), "resume": resume, "overrides": list(overrides)}
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self.invocations_file.open("a") as file:
+            file.write(json.dumps(line) + "\n")
+
+    def invocations(self) -> list[dict[str, Any]]:
+        if not self.invocations_file.exists():
+            return []
+        return [json.loads(line) for line in self.invocations_file.read_text().splitlines()]
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / "train.log"
+
+    # ------------------------------------------------------------------ one writer at a time
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run folder for this process (see the module docstring); RunFolderLocked if
+        another live process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode().strip() or "unknown"
+                os.close(fd)
+                raise RunFolderLocked(f"{self.path} is being written by process {holder} (its lock "
+                                      f"{self.lock_file}); wait for it to finish, or train in a new folder") from None
+            if os.path.exists(self.lock_file) and os.stat(self.lock_file).st_ino == os.fstat(fd).st_ino:
+                break
+            os.close(fd)               # the holder removed the file as we locked it: lock the new one
+        stale = os.read(fd, 32).decode().strip()
+        if stale:
+            print(f"{self.path}: reclaimed the lock left by process {stale}, which is gone", file=sys.stderr)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            self.lock_file.unlink(missing_ok=True)
+            os.close(fd)
+
+    def discard_if_unused(self) -> None:
+        """Remove the folder if it holds nothing but hydra's own files (its job log and `.hydra`):
+        what a refused start leaves behind."""
+        if self.path.is_dir() and all(entry.name == ".hydra" or (entry.suffix == ".log" and entry.is_file())
+                                      for entry in self.path.iterdir()):
+            shutil.rmtree(self.path)
 
     def read_config(self) -> TrainConfig:
         return _typed(TrainConfig, self.config_file, "resolved config")
@@ -174,6 +256,12 @@ class RunFolder:
             if self.checkpoints(phase).done:
                 return self.checkpoints(phase).path("best")
         raise FileNotFoundError(f"{self.path}: no finished phase (no phase*/checkpoints/done)")
+
+    def policy_checkpoint(self, policy: str) -> Path:
+        """The best checkpoint of a learned policy: the flat PPO's own when the run trained it
+        beside the hierarchy (`evaluation.flat_ppo`), else the last finished phase's."""
+        flat = self.checkpoints("flat_ppo")
+        return flat.path("best") if policy == "flat_ppo" and flat.done else self.final_checkpoint()
 
     def fold(self, k: int) -> RunFolder:
         """Walk-forward fold k's own run folder."""

@@ -155,14 +155,14 @@ def test_eval_backtest_replays_a_run_from_its_checkpoint(full_run, tmp_path):
 
     run_dir, metrics = full_run
     replay(compose_entry("backtest", f"ckpt={run_dir}", "split=test", f"out={tmp_path / 'bt'}"))
-    summary = json.loads((tmp_path / "bt" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "bt" / "summary_hierarchy.json").read_text())
     assert summary["checkpoint"].endswith("phase3/checkpoints/best.ckpt")
     assert summary["post_cost"]["sharpe"] == metrics.policies["hierarchy"]["sharpe"]
     assert summary["pre_cost"]["sharpe"] == metrics.pre_cost["hierarchy"]["sharpe"]
     assert (tmp_path / "bt" / "decisions.jsonl").exists() and (tmp_path / "bt" / "hierarchy_weights.parquet").exists()
     replay(compose_entry("backtest", f"ckpt={run_dir / 'phase1' / 'checkpoints' / 'best.ckpt'}",
                          "policy=equal_weight", f"out={tmp_path / 'ew'}"))
-    ew = json.loads((tmp_path / "ew" / "summary.json").read_text())
+    ew = json.loads((tmp_path / "ew" / "summary_equal_weight.json").read_text())
     assert ew["post_cost"]["sharpe"] == metrics.policies["equal_weight"]["sharpe"]
     with pytest.raises(ValueError, match="split='trian' is not one of"):
         replay(compose_entry("backtest", f"ckpt={run_dir}", "split=trian"))
