@@ -13,57 +13,160 @@ workspace (market, splits, features and the run's effective settings, written to
 from this run folder, from `init_from`, or run first, saying so), then evaluates the best
 checkpoint and the baselines on the test split and prints the results table. The run folder's
 layout is in `learners.run.folder`.
+
+Every setting is checked before anything is built (a refused start leaves no run folder). A run
+folder is `runs/<experiment>/<timestamp>_<pid>`, so two runs started in the same second do not
+share one, and one process writes it at a time. `resume=true` continues the run with the config
+recorded in its folder: an override on the command line must agree with it. The start prints a
+short summary and where the full config lies; the console is copied to the run's `train.log`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+from collections.abc import Sequence
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from eval.baselines import BASELINES
 from learners.experiment.curriculum import train_policies
 from learners.experiment.evaluation import evaluate, results_table
-from learners.experiment.loop import RunContext, TrainingStopped
+from learners.experiment.loop import ConsoleLog, RunContext, TrainingStopped, open_log
 from learners.experiment.walk_forward import run_walk_forward
 from learners.fabric import make_fabric
 from learners.run.config import TrainConfig, check_config, register_configs
-from learners.run.folder import EvaluationRecord, RunFolder
+from learners.run.folder import EvaluationRecord, RunFolder, RunFolderLocked, TrainingRecord
+from learners.run.settings import TRAINED_PHASES
 from learners.run.workspace import Workspace
 
 register_configs()
+OmegaConf.register_new_resolver("pid", lambda: os.getpid(), replace=True)   # hydra.run.dir: one per process
 
 
-def train(config: TrainConfig, run_dir: Path) -> EvaluationRecord | None:
-    """Everything `main` does, given a resolved config and the run folder; returns what the
-    evaluation wrote to metrics.json (None on processes other than rank 0)."""
+def check(config: TrainConfig) -> None:
+    """Every setting of `config` (`check_config`) and its baselines' names, before any work."""
     check_config(config)
-    fabric = make_fabric(dataclasses.replace(config.fabric, seed=config.seed, log_dir=""))
+    unknown = sorted(set(config.evaluation.baselines) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"evaluation.baselines={list(config.evaluation.baselines)}: {unknown} not among {BASELINES}")
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def differences(recorded: Any, given: Any, key: str = "") -> list[str]:
+    """`key=recorded -> given` for every leaf where two plain configs differ."""
+    if isinstance(recorded, dict) and isinstance(given, dict):
+        return [line for name in sorted(set(recorded) | set(given))
+                for line in differences(recorded.get(name), given.get(name), f"{key}.{name}" if key else name)]
+    return [] if recorded == given else [f"{key}={recorded} -> {given}"]
+
+
+def _as_plain(config: TrainConfig) -> dict:
+    return _plain(OmegaConf.structured(dataclasses.replace(config, resume=False)))
+
+
+def check_resumable(folder: RunFolder, config: TrainConfig) -> None:
+    """A resumed run continues with the config recorded in its folder: ValueError naming each
+    key where `config` differs from it."""
+    changed = differences(_as_plain(folder.read_config()), _as_plain(config))
+    if changed:
+        raise ValueError(f"{folder.path} was recorded with other settings ({'; '.join(changed[:5])}); a resumed "
+                         f"run keeps its config: drop those overrides, or train in a new folder")
+
+
+def resumed_config(folder: RunFolder, composed: DictConfig, overrides: Sequence[str]) -> TrainConfig:
+    """The config a `resume=true` command continues with: the one recorded in the run folder.
+    An override on the command line must agree with it (ValueError naming the key otherwise)."""
+    recorded = folder.read_config()
+    record = OmegaConf.structured(recorded)
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key == "resume":
+            continue
+        changed = differences(_plain(OmegaConf.select(record, key)), _plain(OmegaConf.select(composed, key)), key)
+        if changed:
+            raise ValueError(f"override {override.input_line}: this run was recorded with "
+                             f"{'; '.join(changed[:5])}; a resumed run keeps its config (drop the override, "
+                             f"or train in a new folder)")
+    return dataclasses.replace(recorded, resume=True)
+
+
+def _earlier_wall_s(folder: RunFolder, config: TrainConfig) -> dict[str, float]:
+    """Wall seconds earlier invocations spent on each phase, up to its last checkpoint."""
+    if not config.resume:
+        return {}
+    recorded = {phase: folder.checkpoints(phase).recorded("last", "wall_s") for phase in TRAINED_PHASES}
+    return {phase: float(wall) for phase, wall in recorded.items() if wall is not None}
+
+
+def _accumulated(training: TrainingRecord, earlier: dict[str, float], ws: Workspace) -> TrainingRecord:
+    """`training` with the seconds earlier invocations spent on each phase added."""
+    wall = {phase: training.wall_s.get(phase, 0.0) + earlier.get(phase, 0.0)
+            for phase in TRAINED_PHASES if phase in training.wall_s or phase in earlier}
+    env_steps = {phase: ws.settings.phase(phase).env_steps for phase in wall}
+    return dataclasses.replace(training, wall_s=wall, env_steps=env_steps)
+
+
+def first_process() -> bool:
+    """Whether this is the process that becomes rank 0 (Fabric's children carry LOCAL_RANK > 0)."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+
+
+def train(config: TrainConfig, run_dir: Path, overrides: Sequence[str] = ()) -> EvaluationRecord | None:
+    """Everything `main` does, given a resolved config and the run folder (`overrides`: the
+    command line, for the run's record); returns what the evaluation wrote to metrics.json (None
+    on processes other than rank 0). The run folder is held (`RunFolder.lock`) and the console
+    copied to its log while it trains."""
+    check(config)
     folder = RunFolder(run_dir)
     started = folder.started_phases()
     if started and not config.resume:
         raise FileExistsError(f"{run_dir} already holds checkpoints of {started}; pass resume=true to "
                               f"continue it, or train in a new folder")
-    if fabric.global_rank == 0:
-        folder.write_config(config)
+    if config.resume and folder.config_file.exists():
+        check_resumable(folder, config)
+    with ExitStack() as held:
+        if first_process():
+            held.enter_context(folder.lock())
+            log = held.enter_context(open_log(folder.log_file))
+            held.enter_context(redirect_stdout(ConsoleLog(sys.stdout, log)))
+            held.enter_context(redirect_stderr(ConsoleLog(sys.stderr, log)))
+            folder.write_config(config, overrides)
+            folder.record_invocation(overrides, config.resume)
+        return _train(config, folder)
+
+
+def _train(config: TrainConfig, folder: RunFolder) -> EvaluationRecord | None:
+    fabric = make_fabric(dataclasses.replace(config.fabric, seed=config.seed, log_dir=""))
+    fabric.print(f"{'resuming' if config.resume else 'run'} {folder.path}: phase {config.phase}, ablation "
+                 f"{config.ablation.name}, budget {config.budget.name}, seed {config.seed}, market "
+                 f"{config.market.source}; the full config: {folder.config_file}")
+    earlier = _earlier_wall_s(folder, config)
     ws = Workspace.build(config, fabric.world_size)
     if fabric.global_rank == 0:
         folder.write_settings(ws.settings)
     fabric.print(f"market {ws.market.name}: {ws.market.n_instruments} instruments x {ws.market.n_bars} bars; "
                  f"train {ws.splits.train.n_bars}, validation {ws.splits.validation.n_bars}, "
                  f"test {ws.splits.test.n_bars}; {len(ws.features.instrument_names)} instrument features, "
-                 f"warm-up {ws.warmup_bars} bars" + ("; CONTROL: next-bar returns leak into the "
-                                                      "observations" if config.leak_next_return else ""))
+                 f"warm-up {ws.warmup_bars} bars; effective settings: {folder.settings_file}"
+                 + ("; CONTROL: next-bar returns leak into the observations" if config.leak_next_return else ""))
     ctx = RunContext(ws, fabric, folder, config.resume)
     policies, training = train_policies(ctx)
     if fabric.global_rank != 0:
         return None
     if config.evaluation.walk_forward.enabled:
         run_walk_forward(ctx)
-    record = evaluate(ctx, policies, training)
+    record = evaluate(ctx, policies, _accumulated(training, earlier, ws))
     print(f"\n{record.split} split, {record.first_bar[:10]} .. {record.last_bar[:10]}, "
           f"after costs:\n{results_table(record)}")
     return record
@@ -71,13 +174,24 @@ def train(config: TrainConfig, run_dir: Path) -> EvaluationRecord | None:
 
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    config: TrainConfig = OmegaConf.to_object(cfg)
-    print(OmegaConf.to_yaml(cfg))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    overrides = list(HydraConfig.get().overrides.task)
+    folder = RunFolder(run_dir)
     try:
-        train(config, Path(HydraConfig.get().runtime.output_dir))
+        config: TrainConfig = OmegaConf.to_object(cfg)
+        if config.resume:
+            config = resumed_config(folder, cfg, overrides)
+        check(config)
+    except (ValueError, FileNotFoundError) as error:
+        if first_process():
+            folder.discard_if_unused()
+        sys.exit(f"learners.train: refused to start: {error}")
+    try:
+        train(config, run_dir, overrides)
     except TrainingStopped as stopped:
-        print(f"training stopped: {stopped}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(f"training stopped: {stopped}")
+    except (RunFolderLocked, FileExistsError) as refused:
+        sys.exit(f"learners.train: {refused}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, flo
             source = earlier
         if source is not None:
             state = source.load("best", {"system": system}, fabric.device)
+            system.fixed_meta = k == 1 or not config.ablation.meta    # as the phase left it
             meta_state = (state, source) if k == 2 else meta_state
             fabric.print(f"{name}: using {source.path('best')}")
             continue
@@ -47,6 +48,7 @@ def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, flo
             also = f" or {config.init_from}" if earlier else ""
             fabric.print(f"{name}: no finished {name} in {ctx.folder.path}{also}; running it first")
         started = time.perf_counter()
+        torch.manual_seed(ctx.seed(name, -1))    # its fresh networks drawn alike, whatever ran before (resume)
         if k == 1:
             phase1(ctx, system)
         elif k == 2:
@@ -78,6 +80,7 @@ def train_policies(ctx: RunContext) -> tuple[Policies, TrainingRecord]:
         wall.update(run_curriculum(ctx, policies.system))
         if config.evaluation.flat_ppo:
             started = time.perf_counter()
+            torch.manual_seed(ctx.seed("flat_ppo", -1))   # its network drawn alike, whatever ran before (resume)
             policies.flat = train_flat(ctx)
             wall["flat_ppo"] = time.perf_counter() - started
     env_steps = {part: settings.phase(part).env_steps for part in wall}

@@ -7,15 +7,22 @@ checkpoint repeats exactly what it would have done. A phase keeps `best.ckpt` by
 Sharpe (never the test split; its untrained start competes too) and `last.ckpt` every
 `curriculum.checkpoint_every` rollouts; a NaN or exploding loss stops the run naming the loss and
 the rollout, with the last good checkpoint left in place.
+
+What the user sees: a progress line per phase (rollouts, env-steps/s, ETA, the last validation
+Sharpe), redrawn in place on a terminal and kept out of the run's log; without a terminal, a
+plain line at each validation instead. `ConsoleLog` copies the console into the run's log file.
+Checkpoints record the wall seconds the phase has spent, over every invocation that ran it.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -65,6 +72,72 @@ def check_losses(scalars: dict[str, float], max_abs_loss: float) -> None:
             raise FloatingPointError(f"{name} is {value} (limit curriculum.max_abs_loss={max_abs_loss})")
 
 
+class ConsoleLog:
+    """Stands in for sys.stdout or sys.stderr: writes go to the console and to the run's log file."""
+
+    def __init__(self, console: TextIO, log: TextIO) -> None:
+        self.console, self.log = console, log
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        return self.console.write(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.console.flush()
+
+    def isatty(self) -> bool:
+        return self.console.isatty()
+
+    @property
+    def encoding(self) -> str:
+        return self.console.encoding
+
+
+class Progress:
+    """A phase's progress line (see the module docstring); silent on processes other than rank 0."""
+
+    def __init__(self, phase: str, rollouts: int, first: int, enabled: bool) -> None:
+        stdout = sys.stdout
+        self.console = stdout.console if isinstance(stdout, ConsoleLog) else stdout
+        self.enabled, self.live = enabled, enabled and self.console.isatty()
+        self.phase, self.rollouts, self.first = phase, rollouts, first
+        self.done, self.steps_per_s, self.sharpe = first, 0.0, float("nan")
+        self.started = time.perf_counter()
+
+    def line(self) -> str:
+        per_rollout = (time.perf_counter() - self.started) / max(self.done - self.first, 1)
+        eta = round(per_rollout * (self.rollouts - self.done)) if self.done > self.first else None
+        return (f"{self.phase}: rollout {self.done}/{self.rollouts}, {self.steps_per_s:,.0f} env-steps/s, "
+                f"ETA {'?' if eta is None else f'{eta // 60}:{eta % 60:02d}'}, validation Sharpe {self.sharpe:+.3f}")
+
+    def rollout(self, iteration: int, steps_per_s: float) -> None:
+        self.done, self.steps_per_s = iteration + 1, steps_per_s
+        self._draw()
+
+    def validation(self, sharpe: float) -> None:
+        self.sharpe = sharpe
+        if self.enabled and not self.live:
+            print(self.line(), flush=True)
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.live:
+            self.console.write("\r" + self.line() + "\x1b[K")
+            self.console.flush()
+
+    def close(self) -> None:
+        if self.live:
+            self.console.write("\r\x1b[K")
+            self.console.flush()
+
+
+def open_log(path: Path) -> TextIO:
+    """The run's log file, appended to, one line at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a", buffering=1)
+
+
 class PhaseLog:
     """A phase's TensorBoard scalars and validation records in its folder (rank 0 writes; the
     other processes log nothing)."""
@@ -102,9 +175,17 @@ class PhaseLoop:
         self.replay_rows = self.checkpoints.replay
         self.best_sharpe = -np.inf
         self.log = PhaseLog(ctx, phase)
+        self.progress: Progress | None = None
+        self.started, self.wall_before = time.perf_counter(), 0.0
+
+    @property
+    def wall_s(self) -> float:
+        """Wall seconds the phase has spent, earlier invocations' up to the resumed checkpoint included."""
+        return self.wall_before + time.perf_counter() - self.started
 
     def _save(self, which: str, iteration: int, env_steps: int) -> None:
-        objects = {**self.objects, "iteration": iteration, "env_steps": env_steps, "best_sharpe": self.best_sharpe}
+        objects = {**self.objects, "iteration": iteration, "env_steps": env_steps, "best_sharpe": self.best_sharpe,
+                   "wall_s": self.wall_s}
         if self.replay is not None:
             self.replay_rows.save(self.ctx.fabric, self.replay, iteration)
             objects["replay_added"] = self.replay.added
@@ -114,6 +195,8 @@ class PhaseLoop:
         sharpe = float(self.validate())
         self.log.scalars({"validation/sharpe": sharpe}, env_steps)
         self.log.validation({"rollout": iteration, "env_steps": env_steps, "sharpe": sharpe})
+        if self.progress is not None:
+            self.progress.validation(sharpe)
         if sharpe > self.best_sharpe or not self.checkpoints.exists("best"):
             self.best_sharpe = max(sharpe, self.best_sharpe)
             self._save("best", iteration, env_steps)
@@ -126,8 +209,10 @@ class PhaseLoop:
             if self.replay is not None:
                 self.replay_rows.restore(self.replay, int(state["iteration"]), int(state["replay_added"]))
             self.best_sharpe = float(state["best_sharpe"])
+            self.wall_before = float(state.get("wall_s", 0.0))
             self.ctx.fabric.print(f"{self.phase}: resuming after rollout {state['iteration']} of {rollouts}")
             return int(state["iteration"]) + 1
+        self.progress = Progress(self.phase, rollouts, 0, self.ctx.fabric.global_rank == 0)
         self._validation(-1, 0)           # the starting point competes for the best checkpoint
         return 0
 
@@ -135,6 +220,7 @@ class PhaseLoop:
         """`step(rollout, seed)` does one rollout and its updates and returns the scalars to log."""
         fabric, curriculum = self.ctx.fabric, self.ctx.config.curriculum
         first = self._resume(rollouts)
+        progress = self.progress = self.progress or Progress(self.phase, rollouts, first, fabric.global_rank == 0)
         start = time.perf_counter()
         for iteration in range(first, rollouts):
             seed = self.ctx.seed(self.phase, iteration)
@@ -149,6 +235,7 @@ class PhaseLoop:
                                       f"checkpoint is {kept} (resume=true continues from it)") from error
             scalars["charts/SPS"] = (iteration + 1 - first) * steps_per_rollout / (time.perf_counter() - start)
             self.log.scalars(scalars, env_steps)
+            progress.rollout(iteration, scalars["charts/SPS"])
             last = iteration + 1 == rollouts
             if (iteration + 1) % curriculum.validate_every == 0 or last:
                 self._validation(iteration, env_steps)
@@ -156,4 +243,6 @@ class PhaseLoop:
                 self._save("last", iteration, env_steps)
         self.checkpoints.mark_done(fabric)
         self.log.close()
-        fabric.print(f"{self.phase}: done, best validation Sharpe {self.best_sharpe:.3f}")
+        progress.close()
+        fabric.print(f"{self.phase}: done, {rollouts} rollouts in {self.wall_s:.0f} s, best validation Sharpe "
+                     f"{self.best_sharpe:.3f}")

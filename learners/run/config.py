@@ -10,6 +10,8 @@ is resolved from it once, in `learners.run.settings`.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,9 +151,87 @@ class TrainConfig:
     leak_next_return: bool = False
 
 
+@dataclass(frozen=True)
+class Range:
+    """The interval a numeric setting must lie in: closed ends unless marked open."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = True
+
+    def __contains__(self, value: float) -> bool:        # False for NaN
+        above = self.low < value if self.low_open else self.low <= value
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+COUNT, NATURAL = Range(1), Range(0)                  # integers >= 1, >= 0
+POSITIVE = Range(0, low_open=True)                   # (0, inf)
+FRACTION = Range(0, 1, low_open=True, high_open=True)   # (0, 1)
+DISCOUNT = Range(0, 1, low_open=True, high_open=False)  # (0, 1]
+# every numeric setting the run reads, by key, with the range it can run with (the env's and the
+# risk limits' own checks come with them: `EnvConfig.check`, `RiskLimits.check`)
+RANGES: dict[str, Range] = {
+    "seed": NATURAL,
+    **{f"budget.{key}": COUNT for key in ("num_envs", "offline_steps", "cql_steps", "phase1_steps",
+                                          "phase2_steps", "phase3_steps")},
+    **{f"curriculum.{key}": COUNT for key in ("rollout_bars", "critic_hidden", "phase3_meta_every",
+                                              "phase3_specialist_every", "validate_every", "validation_windows",
+                                              "checkpoint_every")},
+    "curriculum.reward_scale": POSITIVE, "curriculum.distill_steps": NATURAL,
+    "curriculum.meta_updates_per_decision": NATURAL, "curriculum.phase3_lr_scale": POSITIVE,
+    "curriculum.max_abs_loss": Range(0, low_open=True, high_open=False),
+    "hierarchy.meta_period": COUNT, "hierarchy.max_leverage": POSITIVE, "hierarchy.meta_hidden": COUNT,
+    "hierarchy.meta_dropout": Range(0, 1), "hierarchy.logit_scale": POSITIVE, "hierarchy.specialist_hidden": COUNT,
+    "hierarchy.coordination_threshold": Range(0, 1, high_open=False),
+    **{f"learner.ppo.{key}": POSITIVE for key in ("learning_rate", "clip_coef", "max_grad_norm", "adam_eps")},
+    **{f"learner.ppo.{key}": COUNT for key in ("num_minibatches", "update_epochs", "hidden")},
+    "learner.ppo.gamma": DISCOUNT, "learner.ppo.gae_lambda": Range(0, 1, high_open=False),
+    "learner.ppo.ent_coef": NATURAL, "learner.ppo.vf_coef": NATURAL,
+    **{f"learner.{sac}.{key}": POSITIVE for sac in ("sac", "cql.sac")
+       for key in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha")},
+    **{f"learner.{sac}.{key}": COUNT for sac in ("sac", "cql.sac")
+       for key in ("buffer_size", "batch_size", "utd_ratio", "policy_delay", "hidden")},
+    **{f"learner.{sac}.{key}": DISCOUNT for sac in ("sac", "cql.sac") for key in ("gamma", "tau")},
+    "learner.sac.learning_starts": NATURAL,
+    "learner.cql.cql_n_actions": COUNT, "learner.cql.cql_weight": NATURAL, "learner.cql.cql_temperature": POSITIVE,
+    "learner.cql.alpha_prime_lr": POSITIVE, "learner.cql.bc_steps": NATURAL,
+    "fabric.devices": COUNT, "fabric.torch_threads": NATURAL,
+    "market.split.train_fraction": FRACTION, "market.split.validation_fraction": FRACTION,
+    "market.split.embargo_bars": NATURAL,
+    "evaluation.walk_forward.in_sample": Range(2), "evaluation.walk_forward.out_of_sample": COUNT,
+    "evaluation.walk_forward.step": COUNT, "evaluation.walk_forward.purge": NATURAL,
+    "evaluation.walk_forward.validation_fraction": FRACTION, "evaluation.walk_forward.folds": NATURAL,
+    "evaluation.walk_forward.steps_scale": POSITIVE,
+}
+
+
+def setting(config: TrainConfig, key: str) -> object:
+    """The value of dotted `key` ("budget.num_envs") in `config`."""
+    return functools.reduce(getattr, key.split("."), config)
+
+
+def check_ranges(config: TrainConfig) -> None:
+    """Raise ValueError naming the key, the value and the allowed range of the first numeric
+    setting out of `RANGES`."""
+    for key, allowed in RANGES.items():
+        value = setting(config, key)
+        if value not in allowed:
+            raise ValueError(f"{key}={value} is out of range: it must lie in {allowed}")
+
+
 def check_config(config: TrainConfig) -> None:
-    """Raise ValueError naming the key of any setting the curriculum cannot run with."""
+    """Raise ValueError naming the key, the value and what it may be of any setting the run
+    cannot run with: one pass over the whole config (the env and the risk limits included),
+    before anything is built."""
     phase_list(config.phase)
+    check_ranges(config)
+    config.env.check()
+    config.risk.check()
     if config.curriculum.pretrain not in ("cql", "none"):
         raise ValueError(f"curriculum.pretrain='{config.curriculum.pretrain}' is not one of 'cql', 'none'")
     period, bars = config.hierarchy.meta_period, config.curriculum.rollout_bars
