@@ -37,7 +37,7 @@ from features.regimes import RegimeDetector, regime_inputs
 from features.sentiment import FEATURE_NAMES as SENTIMENT_NAMES
 from features.sentiment import read_texts, sentiment_features
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FLAG_NAMES = ("has_ohlc", "has_volume")
 
 
@@ -160,9 +160,18 @@ def resolve_train_end(market: MarketData, train_end: int | str | pd.Timestamp) -
     return bars
 
 
+def fit_regimes(market: MarketData, config: FeaturesConfig, train_end: int) -> RegimeDetector:
+    """The regime HMM of `config.regimes` fitted on the inputs of `market`'s bars [0, train_end)."""
+    rc = config.regimes
+    X, inputs = regime_inputs(market, rc.smoothing_window, train_end)
+    return RegimeDetector(rc.min_states, rc.max_states, rc.n_iter, rc.n_init, seed=rc.seed).fit(X[:train_end], inputs)
+
+
 def compute_features(market: MarketData, config: FeaturesConfig, train_end: int | str | pd.Timestamp,
-                     texts: pd.DataFrame | None = None) -> FeatureSet:
-    """Build the `FeatureSet` of `market` without the cache (see module docstring)."""
+                     texts: pd.DataFrame | None = None, detector: RegimeDetector | None = None) -> FeatureSet:
+    """Build the `FeatureSet` of `market` without the cache (see module docstring); with
+    `detector`, the regime probabilities are that fitted detector's (e.g. another market's of
+    the same universe) instead of one fitted on `market`."""
     train_end = resolve_train_end(market, train_end)
     T = market.n_bars
     seconds: dict[str, float] = {}
@@ -191,10 +200,11 @@ def compute_features(market: MarketData, config: FeaturesConfig, train_end: int 
     lap("covariance")
     probs, regime_names = np.zeros((T, 0)), ()
     if config.regime:
-        rc = config.regimes
-        X, _ = regime_inputs(market, rc.smoothing_window)
-        detector = RegimeDetector(rc.min_states, rc.max_states, rc.n_iter, rc.n_init,
-                                  seed=rc.seed).fit(X[:train_end])
+        X, inputs = regime_inputs(market, config.regimes.smoothing_window, train_end)
+        detector = detector or fit_regimes(market, config, train_end)
+        if inputs != detector.input_names_:
+            raise ValueError(f"market '{market.name}': regime inputs {inputs} differ from the fitted "
+                             f"detector's {detector.input_names_}")
         probs, regime_names = detector.transform(X), detector.names_
     lap("regime")
     global_names = macro_names + SUMMARY_NAMES
@@ -256,9 +266,10 @@ def _read(folder: Path, symbols: tuple[str, ...]) -> FeatureSet:
         train_end=manifest["train_end"])
 
 
-def build_features(market: MarketData, config: FeaturesConfig,
-                   train_end: int | str | pd.Timestamp) -> FeatureSet:
-    """The `FeatureSet` of `market`, from the data-lake cache when `config.cache` is set.
+def build_features(market: MarketData, config: FeaturesConfig, train_end: int | str | pd.Timestamp,
+                   detector: RegimeDetector | None = None) -> FeatureSet:
+    """The `FeatureSet` of `market`, from the data-lake cache when `config.cache` is set and no
+    fitted `detector` is given (see `compute_features`).
 
     Fitted parts (the HMM) see the training bars only: [0, train_end) for an int, those stamped
     at or before train_end for a date. The message table for text sentiment is read from
@@ -268,8 +279,8 @@ def build_features(market: MarketData, config: FeaturesConfig,
     texts = None
     if config.sentiment and config.sentiment_model.texts_path:
         texts = read_texts(config.sentiment_model.texts_path)
-    if not config.cache:
-        return compute_features(market, config, train_end, texts)
+    if not config.cache or detector is not None:
+        return compute_features(market, config, train_end, texts, detector)
     built: list[FeatureSet] = []
 
     def build(folder: Path) -> None:

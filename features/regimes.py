@@ -26,10 +26,14 @@ from features.config import RegimeConfig
 RETURN, VOLATILITY = 0, 1        # columns of the HMM inputs that the naming rule reads
 
 
-def regime_inputs(market: MarketData, smoothing_window: int) -> tuple[np.ndarray, tuple[str, ...]]:
+def regime_inputs(market: MarketData, smoothing_window: int,
+                  train_end: int | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
     """(T, D) HMM inputs and their names: the cross-sectional mean log return of the bar, the
     mean log realised volatility over `smoothing_window` bars, and log VIX when the market has a
-    daily 'vix' present from its first bar. The first `smoothing_window` rows are NaN (warm-up).
+    daily 'vix' that is finite and positive on every training bar ([0, train_end); default:
+    every bar). The choice reads training bars only, so no later value changes any bar's inputs;
+    a later non-positive or missing VIX makes that row NaN (the filter carries its prediction).
+    The first `smoothing_window` rows are NaN (warm-up).
 
     The return is left unsmoothed: each state's variance of it then carries the regime's volatility
     and co-movement at once, and a smoothed mean would only add detection delay.
@@ -42,8 +46,9 @@ def regime_inputs(market: MarketData, smoothing_window: int) -> tuple[np.ndarray
     if "vix" in market.macro_names:
         m = market.macro_names.index("vix")
         vix = market.macro[:, m]
-        if not market.macro_is_monthly[m] and np.isfinite(vix).all() and (vix > 0).all():
-            columns.append(np.log(vix))
+        seen = vix[:market.n_bars if train_end is None else train_end]
+        if not market.macro_is_monthly[m] and np.isfinite(seen).all() and (seen > 0).all():
+            columns.append(np.log(np.where(vix > 0, vix, np.nan)))
             names.append("log_vix")
     X = np.column_stack(columns)
     X[:smoothing_window] = np.nan                   # row 0's return is a placeholder 0
@@ -78,9 +83,11 @@ class RegimeDetector:
         self.min_states, self.max_states = min_states, max_states
         self.n_iter, self.n_init, self.seed = n_iter, n_init, seed
 
-    def fit(self, X: np.ndarray) -> RegimeDetector:
-        """Fit HMMs for every state count on the finite rows of X (D inputs, columns RETURN and
-        VOLATILITY first) and keep the one of lowest BIC, with states relabelled."""
+    def fit(self, X: np.ndarray, input_names: tuple[str, ...] = ()) -> RegimeDetector:
+        """Fit HMMs for every state count on the finite rows of X (D inputs named `input_names`,
+        columns RETURN and VOLATILITY first) and keep the one of lowest BIC, with states
+        relabelled."""
+        self.input_names_ = tuple(input_names)
         rows = X[np.isfinite(X).all(axis=1)]
         if len(rows) < 10 * self.max_states:
             raise ValueError(f"regime detector: only {len(rows)} finite training rows for up to "
@@ -186,10 +193,10 @@ def main() -> None:
     args = parser.parse_args()
     market = generate(SyntheticConfig(years=args.years, seed=args.seed))
     config = RegimeConfig(seed=args.seed)
-    X, names = regime_inputs(market, config.smoothing_window)
     train_end = round(market.n_bars * args.train)
+    X, names = regime_inputs(market, config.smoothing_window, train_end)
     detector = RegimeDetector(config.min_states, config.max_states, config.n_iter, config.n_init,
-                              seed=config.seed).fit(X[:train_end])
+                              seed=config.seed).fit(X[:train_end], names)
     scores = score_against_truth(detector.transform(X), market.ground_truth.regime, train_end)
     print(f"synthetic8 seed={args.seed} years={args.years} inputs={names} "
           f"states={detector.n_states_} {detector.names_} BIC={detector.bic_}")

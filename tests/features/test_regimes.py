@@ -1,5 +1,7 @@
 """HMM regimes: recovery of the synthetic ground truth, stable names, causal filtering."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,39 @@ def test_too_little_training_data_is_a_clear_error(fitted):
     _, X, _, _ = fitted
     with pytest.raises(ValueError, match="finite training rows"):
         RegimeDetector(2, 4).fit(X[:30])
+
+
+def test_a_future_vix_value_changes_no_earlier_regime_probability():
+    """The log-VIX input is chosen on training bars only: a bad VIX print after bar t (here a
+    non-positive one, which once dropped the input for every bar) leaves bars <= t unchanged."""
+    from features.config import FeaturesConfig
+    from features.pipeline import compute_features
+
+    market = generate(SyntheticConfig(years=4, seed=2))
+    train_end, t = int(0.6 * market.n_bars), int(0.8 * market.n_bars)
+    config = FeaturesConfig(cache=False, sentiment=False)
+    clean = compute_features(market, config, train_end)
+    macro = market.macro.copy()
+    macro[t + 1, market.macro_names.index("vix")] = -1.0
+    perturbed = compute_features(dataclasses.replace(market, macro=macro), config, train_end)
+    assert "log_vix" in regime_inputs(market, 10, train_end)[1]
+    np.testing.assert_array_equal(perturbed.regime_probs[: t + 1], clean.regime_probs[: t + 1])
+    assert np.isfinite(perturbed.regime_probs).all()
+
+
+def test_a_fitted_detector_applies_to_another_market_of_the_universe():
+    """Fresh universes take the training market's detector: the same probabilities as fitting
+    inline when the market is the training market itself."""
+    from features.config import FeaturesConfig
+    from features.pipeline import compute_features, fit_regimes
+
+    market = generate(SyntheticConfig(years=4, seed=0))
+    other = generate(SyntheticConfig(years=4, seed=5))
+    config = FeaturesConfig(cache=False, sentiment=False)
+    train_end = int(0.6 * market.n_bars)
+    detector = fit_regimes(market, config, train_end)
+    np.testing.assert_array_equal(compute_features(market, config, train_end, detector=detector).regime_probs,
+                                  compute_features(market, config, train_end).regime_probs)
+    applied = compute_features(other, config, train_end, detector=detector).regime_probs
+    assert applied.shape[1] == detector.n_states_
+    np.testing.assert_allclose(applied.sum(axis=1), 1.0, rtol=1e-5)
