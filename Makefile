@@ -50,7 +50,7 @@ APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninterac
 # (REPORT_ARGS: hydra keys of eval.report, e.g. resamples=1000).
 PAPER_BUDGET ?= paper
 PAPER_JOBS ?= 2
-PAPER_ABLATIONS := full no_meta no_cql no_sentiment no_regime no_risk_penalty flat_ppo
+PAPER_ABLATIONS := full no_meta cql no_sentiment no_regime no_risk_penalty flat_ppo
 PAPER_SEEDS := 0 1 2 3 4
 PAPER_SWEEP := runs/paper/sweep_$(shell date +%Y-%m-%d_%H-%M-%S)
 PAPER_RESULTS := paper/results

@@ -1,8 +1,9 @@
-"""The data lake: three plain layers of files on disk, each entry keyed by a content hash.
+"""The data lake: plain layers of files on disk, each entry keyed by a content hash.
 
     <root>/raw/        the user's files are never copied or modified: raw is where they are
     <root>/clean/<name>-<key>/      validated, aligned MarketData as Parquet (envs.io)
     <root>/features/<name>-<key>/   feature tensors as Parquet (features.pipeline)
+    <root>/walks/<name>-<key>/      a baseline's walk on a fresh test universe (eval.universes)
 
 A key hashes everything an entry depends on (config values, source file sizes and times, code
 schema version), so a rerun with the same inputs reuses the entry and any change rebuilds it.
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+LAYERS = ("clean", "features", "walks")
 DEFAULT_ROOT = Path(os.environ.get("HMARL_DATA_LAKE", "data_lake"))
 
 
@@ -57,8 +59,8 @@ class DataLake:
     root: Path = DEFAULT_ROOT
 
     def entry(self, layer: str, name: str, key: str) -> Path:
-        if layer not in ("clean", "features"):
-            raise ValueError(f"unknown data-lake layer '{layer}' (clean or features)")
+        if layer not in LAYERS:
+            raise ValueError(f"unknown data-lake layer '{layer}' (one of {LAYERS})")
         return Path(self.root) / layer / f"{name}-{key}"
 
     def get_or_build(self, layer: str, name: str, key: str, build: Callable[[Path], None]) -> Path:

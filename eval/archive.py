@@ -2,11 +2,12 @@
 else, as run folders under `paper/results/`, so the paper builds with the sweep's figures without
 rerunning it; and the check that a rerun of some of its runs gives the archived numbers.
 
-Kept per run: `.hydra/config.yaml`, `resolved.yaml`, `eval/metrics.json`, `eval/walk_forward.json`
-and the post-cost returns of its learned policy. The primary row (ablation `full`) keeps every
+Kept per run: `.hydra/config.yaml`, `resolved.yaml`, `eval/metrics.json`, `eval/walk_forward.json`,
+the test universes' walks (`eval/universes.parquet`) and the post-cost returns of its learned
+policy. The primary row (ablation `full`) keeps every
 policy's post-cost returns, weights and contributions (significance, cost stress and domain
-tables); its first seed also keeps the decision log's allocations and risk appetite (the
-allocation figure), the detected regimes and its final policy's weights alone
+tables) and the decision log's allocations and risk appetite (the allocation figure and the
+regime probes); its first seed also keeps the detected regimes and its final policy's weights alone
 (`<phase>/checkpoints/best.ckpt` with the system or agent: the crash-path table). Optimizers,
 replays, TensorBoard events and pre-cost frames stay behind.
 
@@ -42,7 +43,8 @@ def _copy(source: Path, target: Path) -> None:
 def archive_run(run: Run, out: RunFolder, primary: bool, first: bool) -> None:
     """The files of `run` the report reads (see the module docstring) into `out`."""
     source = run.folder
-    for name in (".hydra/config.yaml", "resolved.yaml", "eval/metrics.json", "eval/walk_forward.json"):
+    for name in (".hydra/config.yaml", "resolved.yaml", "eval/metrics.json", "eval/walk_forward.json",
+                 "eval/universes.parquet"):
         _copy(source.path / name, out.path / name)
     for policy in run.policies if primary else [run.learned_policy]:
         for kind in PRIMARY_FRAMES if primary else ("returns",):

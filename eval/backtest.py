@@ -18,10 +18,12 @@ log and summary_<policy>.json to `out` (default `<run>/backtest/<split>/`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import hydra
@@ -36,7 +38,8 @@ from envs.market_data import MarketData
 from envs.state import COST_KINDS
 from envs.vec_env import VecMarketEnv
 from eval import metrics
-from eval.baselines import BASELINES, BaselineConfig, baseline_weights
+from eval.baselines import BaselineConfig, Decide, Policy, baseline_weights
+from eval.oracle import EVALUATED_BASELINES, ORACLE_COST_AWARE, OracleGrid, OracleTuning, cost_aware_oracle
 from hierarchy.agents import FlatAgent, flat_decide
 from hierarchy.decision_log import DecisionLog
 from hierarchy.system import HierarchicalSystem
@@ -95,9 +98,6 @@ class BacktestResult:
             "costs": pd.DataFrame(self.costs, index=index, columns=list(COST_KINDS)),
             "contributions": pd.DataFrame(self.contributions, index=index, columns=list(symbols)),
         }
-
-
-Decide = Callable[[VecMarketEnv], np.ndarray]
 
 
 def run(name: str, market: MarketData, config: EnvConfig, decide: Decide,
@@ -201,11 +201,6 @@ def window_returns(market: MarketData, config: EnvConfig, decide: Decide, window
     return returns
 
 
-Policy = Callable[[MarketData, int], "np.ndarray | Decide"]
-"""A strategy given a market and its first decision bar: a (T, N) target-weight schedule (NaN
-holds) or a `decide(env)` function. Stress tests walk one policy through many markets."""
-
-
 def run_policy(name: str, market: MarketData, config: EnvConfig, policy: Policy,
                limits: RiskLimits | None = None, **env_kwargs) -> BacktestResult:
     """`policy` planned for `market` from `config.warmup_bars` on, then walked once."""
@@ -243,17 +238,22 @@ def replay_schedule(weights: pd.DataFrame, turnover: pd.Series, market: MarketDa
 
 
 # ---------------------------------------------------------------------- a run's policies
-def _walk_split(ws: Workspace, part: str, cost_factor: float) -> tuple[MarketData, dict[str, np.ndarray]]:
+Window = tuple[MarketData, dict[str, np.ndarray]]
+"""The market rows of a walk and their env feature arrays (`Workspace.window`)."""
+
+
+def split_window(ws: Workspace, part: str, cost_factor: float = 1.0) -> Window:
     """The market rows and env features of a walk through split `part`, trading costs scaled."""
     market, features = ws.window(part)
     return (scale_costs(market, cost_factor) if cost_factor != 1.0 else market), features
 
 
-def walk_hierarchy(ws: Workspace, system: HierarchicalSystem, part: str = "validation",
-                   decision_log: Path | None = None, cost_factor: float = 1.0) -> BacktestResult:
-    """The deterministic hierarchy walked once through `part` behind the run's risk overlay;
+def walk_hierarchy(ws: Workspace, system: HierarchicalSystem, window: Window,
+                   decision_log: Path | None = None) -> BacktestResult:
+    """The deterministic hierarchy walked once through `window` behind the run's risk overlay;
     the system is left in training mode."""
-    market, features = _walk_split(ws, part, cost_factor)
+    market, features = window
+    features = dict(features)
     regime_probs = features.pop("regime_probs")
     result = run_system("hierarchy", market, ws.settings.eval_env, system, decision_log=decision_log,
                         regime_probs=regime_probs, limits=ws.config.risk, **features)
@@ -261,17 +261,17 @@ def walk_hierarchy(ws: Workspace, system: HierarchicalSystem, part: str = "valid
     return result
 
 
-def walk_flat(ws: Workspace, agent: FlatAgent, part: str = "validation", cost_factor: float = 1.0) -> BacktestResult:
-    """The deterministic flat policy (latent means) walked once through `part`."""
-    market, features = _walk_split(ws, part, cost_factor)
+def walk_flat(ws: Workspace, agent: FlatAgent, window: Window) -> BacktestResult:
+    """The deterministic flat policy (latent means) walked once through `window`."""
+    market, features = window
     decide = flat_decide(agent, ws.config.hierarchy.max_leverage)
     return run("flat_ppo", market, ws.settings.eval_env, decide, limits=ws.config.risk, **features)
 
 
-def walk_baseline(ws: Workspace, name: str, part: str, cost_factor: float = 1.0) -> BacktestResult:
+def walk_baseline(ws: Workspace, name: str, window: Window) -> BacktestResult:
     """Baseline `name` of `eval.baselines`, rebalancing on the meta-controller's calendar from
-    the split's first bar, walked once through `part`."""
-    market, features = _walk_split(ws, part, cost_factor)
+    the window's first decision bar, walked once through `window`."""
+    market, features = window
     config = BaselineConfig(rebalance_every=ws.config.hierarchy.meta_period)
     schedule = baseline_weights(name, market, config, np.random.default_rng(ws.config.seed), start=ws.warmup_bars)
     return run_schedule(name, market, ws.settings.eval_env, schedule, limits=ws.config.risk, **features)
@@ -281,12 +281,19 @@ def validation_sharpe(ws: Workspace, policies: Policies, part: str = "validation
     """The Sharpe ratio that selects checkpoints: the run's learned policy (the hierarchy, else
     the flat one), deterministic, on split `part`, walked as `curriculum.validation_windows`
     windows side by side (`window_returns`: as many as the split holds rollouts' lengths of bars,
-    at least one), or once through the whole split with one window."""
+    at least one), or once through the whole split with one window. With
+    `curriculum.validation_universe_years` on a synthetic market, the validation part is the
+    workspace's fresh validation universe (`Workspace.validation_universe`), in
+    `validation_windows` windows."""
     curriculum = ws.config.curriculum
-    windows = min(curriculum.validation_windows, ws.splits[part].n_bars // curriculum.rollout_bars)
-    if windows <= 1:
-        return walk_policy(ws, policies, policies.names[0], part).summary()["sharpe"]
-    market, features = ws.window(part)
+    fresh = ws.validation_universe if part == "validation" else None
+    if fresh is not None:
+        (market, features), windows = fresh, curriculum.validation_windows
+    else:
+        windows = min(curriculum.validation_windows, ws.splits[part].n_bars // curriculum.rollout_bars)
+        if windows <= 1:
+            return walk_policy(ws, policies, policies.names[0], part).summary()["sharpe"]
+        market, features = ws.window(part)
     system = policies.system
     if system is not None:
         system.eval()
@@ -300,17 +307,54 @@ def validation_sharpe(ws: Workspace, policies: Policies, part: str = "validation
     return float(metrics.sharpe_ratio(returns.reshape(-1), 0.0, market.bars_per_year)[0])
 
 
-def walk_policy(ws: Workspace, policies: Policies, name: str, part: str, cost_factor: float = 1.0,
+def tune_cost_aware_oracle(validation: MarketData, env_config: EnvConfig, limits: RiskLimits | None,
+                           grid: OracleGrid | None = None, **env_kwargs) -> OracleTuning:
+    """Walk every configuration of `grid` once through `validation` (the validation split's
+    window: its warm-up rows, then its bars from `env_config.warmup_bars`) with the market's
+    costs behind the risk overlay of `limits`, and keep the best Sharpe ratio. Only the market
+    given is walked: pass the validation window, never the test split. `env_kwargs` pass
+    feature arrays to the env (they move the overlay's covariance, not the oracle)."""
+    grid = grid or OracleGrid()
+    started = time.perf_counter()
+    rows = []
+    for params in grid.configurations():
+        summary = run_policy(ORACLE_COST_AWARE, validation, env_config, cost_aware_oracle(params), limits,
+                             **env_kwargs).summary()
+        rows.append({**asdict(params), **{k: summary[k] for k in ("sharpe", "turnover", "costs")}})
+    results = pd.DataFrame(rows)
+    best = int(np.argmax(np.nan_to_num(results["sharpe"].to_numpy(), nan=-np.inf)))
+    return OracleTuning(grid.configurations()[best], results, time.perf_counter() - started)
+
+
+@functools.lru_cache(maxsize=1)
+def tuned_oracle(ws: Workspace) -> OracleTuning:
+    """The cost-aware oracle tuned on the workspace's validation window, once per workspace."""
+    validation, features = ws.window("validation")
+    return tune_cost_aware_oracle(validation, ws.settings.eval_env, ws.config.risk, **features)
+
+
+def walk_window(ws: Workspace, policies: Policies, name: str, window: Window,
                 decision_log: Path | None = None) -> BacktestResult:
-    """One policy walked once through split `part`: "hierarchy" or "flat_ppo" (learned), or a
-    baseline of `eval.baselines` (a decision log only for the hierarchy)."""
+    """One policy walked once through `window` (a split of the run's market, or of a fresh
+    universe): "hierarchy" or "flat_ppo" (learned), or a baseline of `eval.baselines` (a
+    decision log only for the hierarchy)."""
     if name == "hierarchy" and policies.system is not None:
-        return walk_hierarchy(ws, policies.system, part, decision_log, cost_factor)
+        return walk_hierarchy(ws, policies.system, window, decision_log)
     if name == "flat_ppo" and policies.flat is not None:
-        return walk_flat(ws, policies.flat, part, cost_factor)
+        return walk_flat(ws, policies.flat, window)
     if name in LEARNED_POLICIES:
         raise KeyError(f"policy '{name}' is not one of the run's learned policies {policies.names}")
-    return walk_baseline(ws, name, part, cost_factor)
+    if name == ORACLE_COST_AWARE:
+        market, features = window
+        return run_policy(name, market, ws.settings.eval_env, cost_aware_oracle(tuned_oracle(ws).params),
+                          ws.config.risk, **features)
+    return walk_baseline(ws, name, window)
+
+
+def walk_policy(ws: Workspace, policies: Policies, name: str, part: str, cost_factor: float = 1.0,
+                decision_log: Path | None = None) -> BacktestResult:
+    """One policy walked once through split `part` of the run's market (see `walk_window`)."""
+    return walk_window(ws, policies, name, split_window(ws, part, cost_factor), decision_log)
 
 
 def walk_policies(ws: Workspace, policies: Policies, baselines: list[str], part: str, cost_factor: float = 1.0,
@@ -336,10 +380,11 @@ def learned_policy(ws: Workspace, policies: Policies) -> Policy:
 
 def write_evaluation(folder: RunFolder, config: TrainConfig, split: str, market: MarketData,
                      results: list[BacktestResult], pre_cost: list[BacktestResult], training: TrainingRecord,
-                     regimes: pd.DataFrame | None = None) -> EvaluationRecord:
+                     regimes: pd.DataFrame | None = None, universes: pd.DataFrame | None = None) -> EvaluationRecord:
     """A run's `eval/` folder from the walks through split `split` (`market`: its bars), post-cost
-    and with trading costs scaled to zero: every walk's frames, the detected regimes if given,
-    and metrics.json; returns what metrics.json holds."""
+    and with trading costs scaled to zero: every walk's frames, the detected regimes and the
+    test universes' walks (`eval.universes`) if given, and metrics.json; returns what
+    metrics.json holds."""
     frames = {r.name: r.frames(market.symbols) for r in results}
     frames.update({r.name + PRE_COST: r.frames(market.symbols) for r in pre_cost})
     record = EvaluationRecord(
@@ -350,7 +395,7 @@ def write_evaluation(folder: RunFolder, config: TrainConfig, split: str, market:
         leak_next_return=config.leak_next_return,
         policies=json_ready({r.name: r.summary() for r in results}),
         pre_cost=json_ready({r.name: r.summary() for r in pre_cost}), training=training)
-    folder.write_evaluation(record, frames, regimes)
+    folder.write_evaluation(record, frames, regimes, universes)
     return record
 
 
@@ -361,7 +406,7 @@ class BacktestConfig:
 
     ckpt: str = MISSING       # a run folder (its last finished phase's best checkpoint) or a .ckpt file
     split: str = "test"
-    policy: str = "learned"   # the run's learned policy, or a baseline of eval.baselines.BASELINES
+    policy: str = "learned"   # the run's learned policy, or a baseline of eval.oracle.EVALUATED_BASELINES
     out: str = ""             # default: <run>/backtest/<split>/
 
 
@@ -374,9 +419,9 @@ def replay(config: BacktestConfig) -> dict:
     the policy and the checkpoint are checked before the market is built."""
     if config.split not in SPLITS:
         raise ValueError(f"split='{config.split}' is not one of {SPLITS}")
-    if config.policy not in ("learned", *LEARNED_POLICIES, *BASELINES):
+    if config.policy not in ("learned", *LEARNED_POLICIES, *EVALUATED_BASELINES):
         raise ValueError(f"policy='{config.policy}' is not 'learned', one of {LEARNED_POLICIES} or a baseline "
-                         f"of {BASELINES}")
+                         f"of {EVALUATED_BASELINES}")
     path = Path(config.ckpt)
     checkpoint = RunFolder(path).policy_checkpoint(config.policy) if path.is_dir() else path
     learned = checkpoint_policy(checkpoint)

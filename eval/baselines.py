@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 
 from envs.market_data import MarketData
+from envs.vec_env import VecMarketEnv
 from hierarchy.behaviour import trend_following
+
+Decide = Callable[[VecMarketEnv], np.ndarray]
+"""decide(env): the target weights (E, N) of each env at its current bar (NaN holds)."""
+Policy = Callable[[MarketData, int], "np.ndarray | Decide"]
+"""A strategy given a market and its first decision bar: a (T, N) target-weight schedule (NaN
+holds) or a `decide(env)` function. Stress tests walk one policy through many markets."""
 
 
 @dataclass
@@ -156,9 +163,8 @@ def _sixty_forty(market: MarketData, config: BaselineConfig) -> np.ndarray:
     return weights
 
 
-def baseline_policy(name: str, config: BaselineConfig | None = None,
-                    seed: int = 0) -> Callable[[MarketData, int], np.ndarray]:
-    """The named baseline as an `eval.backtest.Policy`: its schedule for any market, rebalancing
+def baseline_policy(name: str, config: BaselineConfig | None = None, seed: int = 0) -> Policy:
+    """The named baseline as a `Policy`: its schedule for any market, rebalancing
     from the first decision bar (the random baseline drawn afresh from `seed` for each market)."""
     if name not in BASELINES:
         raise KeyError(f"unknown baseline '{name}'; one of {BASELINES}")

@@ -151,3 +151,40 @@ def placeholder_figure(reason: str, path: Path) -> None:
     axes.set_axis_off()
     figure.tight_layout()
     save_atomically(figure, path)
+
+
+def probe_figure(behaviour: pd.DataFrame, domain_sharpe: pd.DataFrame, vol: pd.Series, path: Path) -> None:
+    """What the meta-controller does in each true regime (`eval.probes`): its mean allocation to
+    each domain (bars: mean over seeds, whiskers: the seeds' range) with a star on the domain of
+    the best conditional Sharpe ratio in that regime, and its mean risk appetite with the
+    regime's equal-weight volatility in the labels. `behaviour` is indexed (seed, regime)."""
+    regimes = [r for r in domain_sharpe.index if r in behaviour.index.get_level_values("regime")]
+    domains = list(domain_sharpe.columns)
+    figure = Figure(figsize=(7.0, 3.2))
+    FigureCanvasAgg(figure)
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1.0]})
+    by_regime = behaviour.groupby(level="regime")
+    width = 0.8 / len(domains)
+    for k, (domain, colour) in enumerate(zip(domains, _colours(2 * len(domains))[::2])):
+        column = f"allocation_{domain}"
+        mean, low, high = (getattr(by_regime[column], f)().reindex(regimes) for f in ("mean", "min", "max"))
+        x = np.arange(len(regimes)) + (k - (len(domains) - 1) / 2) * width
+        left.bar(x, mean, width, color=colour, label=domain,
+                 yerr=np.vstack([mean - low, high - mean]), error_kw={"lw": 0.8})
+        best = [domain_sharpe.loc[r].idxmax() == domain for r in regimes]
+        left.scatter(x[best], (high[best] + 0.03).to_numpy(), marker="*", color="black", s=40, zorder=3)
+    left.set_xticks(np.arange(len(regimes)), regimes)
+    left.set_ylabel("allocation (star: best domain Sharpe)")
+    left.legend(fontsize="x-small", ncol=len(domains), loc="upper left")
+    appetite = by_regime["risk_appetite"]
+    right.bar(np.arange(len(regimes)), appetite.mean().reindex(regimes), 0.6, color="grey",
+              yerr=np.vstack([appetite.mean().reindex(regimes) - appetite.min().reindex(regimes),
+                              appetite.max().reindex(regimes) - appetite.mean().reindex(regimes)]))
+    right.set_xticks(np.arange(len(regimes)), [f"{r}\nvol {100 * vol.get(r, np.nan):.0f}%" for r in regimes])
+    right.set_ylim(0.0, 1.0)
+    for axes, label in ((left, None), (right, "risk appetite")):
+        if label:
+            axes.set_ylabel(label)
+        axes.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    save_atomically(figure, path)

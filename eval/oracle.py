@@ -21,37 +21,31 @@ Markowitz portfolios). Band 0 and rate 1 (at the plain oracle's lambda) is the p
 
 It needs the env's drifted weights, so it is a `Policy` returning a `decide(env)` function, not
 a schedule, and it is not one of `eval.baselines.BASELINES`; its name is `ORACLE_COST_AWARE`. A
-run's evaluation walks it with `eval.backtest`: `tune_cost_aware_oracle` on the validation window
-(`Workspace.window("validation")`, `settings.eval_env`, `config.risk`, the window's features),
-then `run_policy(ORACLE_COST_AWARE, <test window>, ..., cost_aware_oracle(tuning.params), ...)`,
-as `main` below does. Row t of the ground truth is already the expectation of bar t+1 given the
-close of t, so a decision at t reads row t and nothing later.
+run names it among `evaluation.baselines` like any baseline: `eval.backtest` tunes it once per
+workspace on the validation window with the run's env settings, risk limits and features
+(`tune_cost_aware_oracle`), then walks it with the tuned parameters wherever a baseline walks
+(the test split, pre-cost, the fresh test universes). Row t of the ground truth is already the
+expectation of bar t+1 given the close of t, so a decision at t reads row t and nothing later.
 
-    python -m eval.oracle [overrides of configs/train.yaml ...]
+    python -m eval.backtest ckpt=<run> policy=oracle_cost_aware
 
-tunes it on the default market's validation split and prints the test-split table: the plain
-oracle, the tuned cost-aware oracle and equal weight, after and before costs.
+replays it on a run's test split, after and before costs.
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from envs.config import EnvConfig
 from envs.market_data import MarketData
 from envs.vec_env import VecMarketEnv
-from eval.backtest import Decide, Policy, run_policy
-from eval.baselines import BaselineConfig, oracle_targets
-from risk.limits import RiskLimits
+from eval.baselines import BASELINES, BaselineConfig, Decide, Policy, oracle_targets
 
 ORACLE_COST_AWARE = "oracle_cost_aware"
+EVALUATED_BASELINES: tuple[str, ...] = (*BASELINES, ORACLE_COST_AWARE)   # what `evaluation.baselines` may name
 
 
 @dataclass(frozen=True)
@@ -121,66 +115,3 @@ def cost_aware_oracle(params: OracleParams) -> Policy:
         targets = oracle_targets(market, params.risk_aversion, params.max_leverage)
         return cost_aware_decide(targets, params.band, params.rate)
     return policy
-
-
-def tune_cost_aware_oracle(validation: MarketData, env_config: EnvConfig, limits: RiskLimits | None,
-                           grid: OracleGrid | None = None, **env_kwargs) -> OracleTuning:
-    """Walk every configuration of `grid` once through `validation` (the validation split's
-    window: its warm-up rows, then its bars from `env_config.warmup_bars`) with the market's
-    costs behind the risk overlay of `limits`, and keep the best Sharpe ratio. Only the market
-    given is walked: pass the validation window, never the test split. `env_kwargs` pass
-    feature arrays to the env (they move the overlay's covariance, not the oracle)."""
-    grid = grid or OracleGrid()
-    started = time.perf_counter()
-    rows = []
-    for params in grid.configurations():
-        summary = run_policy(ORACLE_COST_AWARE, validation, env_config, cost_aware_oracle(params), limits,
-                             **env_kwargs).summary()
-        rows.append({**asdict(params), **{k: summary[k] for k in ("sharpe", "turnover", "costs")}})
-    results = pd.DataFrame(rows)
-    best = int(np.argmax(np.nan_to_num(results["sharpe"].to_numpy(), nan=-np.inf)))
-    return OracleTuning(grid.configurations()[best], results, time.perf_counter() - started)
-
-
-# ---------------------------------------------------------------------- python -m eval.oracle
-def main(overrides: list[str]) -> pd.DataFrame:
-    """Tune on the validation split of the market `configs/train.yaml` (with `overrides`)
-    composes, then walk the test split as a run's evaluation walks its baselines; print and
-    return the table."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from eval.backtest import scale_costs
-    from eval.baselines import baseline_policy
-    from learners.run.config import register_configs
-    from learners.run.workspace import Workspace
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "configs"), version_base="1.3"):
-        config = OmegaConf.to_object(compose("train", overrides=overrides))
-    ws = Workspace.build(config)
-    env_config, limits = ws.settings.eval_env, ws.config.risk
-    validation, features = ws.window("validation")
-    tuning = tune_cost_aware_oracle(validation, env_config, limits, **features)
-    test, features = ws.window("test")
-    calendar = BaselineConfig(rebalance_every=config.hierarchy.meta_period)       # as the run's baselines
-    policies = {"oracle": baseline_policy("oracle", calendar, config.seed),
-                ORACLE_COST_AWARE: cost_aware_oracle(tuning.params),
-                "equal_weight": baseline_policy("equal_weight", calendar, config.seed)}
-    rows: dict[str, dict[str, float]] = {name: {} for name in policies}
-    for factor, column in ((1.0, "after costs"), (0.0, "before costs")):
-        for name, policy in policies.items():
-            summary = run_policy(name, scale_costs(test, factor), env_config, policy, limits, **features).summary()
-            rows[name][f"sharpe {column}"] = summary["sharpe"]
-            rows[name][f"turnover/yr {column}"] = summary["turnover"]
-    table = pd.DataFrame(rows).T
-    print(f"market {ws.market.name}: tuned on {ws.splits.validation.n_bars} validation bars, "
-          f"{tuning.configurations} configurations in {tuning.seconds:.1f} s: {tuning.params}")
-    print(tuning.results.sort_values("sharpe", ascending=False).head(5).to_string(index=False))
-    print(f"test split, {ws.splits.test.n_bars} bars:")
-    print(table.to_string(float_format=lambda x: f"{x:.3f}"))
-    return table
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

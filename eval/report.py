@@ -34,32 +34,36 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from envs.config import EnvConfig
 from envs.market_data import MarketData
-from eval import figures, latex, results
+from eval import figures, latex, probes, results
 from eval.backtest import COST_FACTORS, Policy, learned_policy
 from eval.baselines import BASELINES, BaselineConfig, baseline_policy
 from eval.inference import backtest_overfitting
 from eval.latex import Macros, escape, macro_name, mean_std, number
+from eval.oracle import EVALUATED_BASELINES
+from eval.power import crossed_mean
 from eval.runs import Run, RunGroup, find_runs, group_runs
 from eval.slices import regime_labels
 from eval.stress import CRISIS_WINDOWS, crash_scenarios, crash_stress
-from learners.run.restore import restore
+from learners.run.restore import LEARNED_POLICIES, restore
 from storage.atomic import write_text
 
 TABLES: tuple[str, ...] = ("main", "precost", "risk", "var_backtests", "regimes_detected", "regimes_true",
                            "bootstrap", "crash", "crisis", "costs", "ablations", "domains", "significance",
+                           "universes", "ablations_universes", "probes",
                            "overfitting", "compute", "latency", "walk_forward", "runs")
-FIGURES: tuple[str, ...] = ("equity", "drawdowns", "returns", "allocations", "correlation", "costs")
+FIGURES: tuple[str, ...] = ("equity", "drawdowns", "returns", "allocations", "correlation", "costs", "probes")
 
 NAMES = {"hierarchy": "Hierarchy (ours)", "flat_ppo": "Flat PPO", "equal_weight": "Equal weight",
          "buy_and_hold": "Buy and hold", "sixty_forty": "60/40", "min_variance": "Min. variance",
          "max_sharpe": "Max. Sharpe", "risk_parity": "Risk parity", "hrp": "HRP",
          "black_litterman": "Black-Litterman", "trend_following": "Trend following", "random": "Random",
-         "oracle": "Oracle (bound)", "full": "Full system", "no_meta": "No meta-controller",
-         "no_cql": "No CQL pre-training", "no_sentiment": "No sentiment", "no_regime": "No regime features",
+         "oracle": "Oracle (bound)", "oracle_cost_aware": "Cost-aware oracle (bound)",
+         "full": "Full system", "no_meta": "No meta-controller",
+         "cql": "With CQL pre-training", "no_sentiment": "No sentiment", "no_regime": "No regime features",
          "no_risk_penalty": "No risk penalties"}
 
 # the ablation config group's options, every one of which the paper's text names
-ABLATIONS: tuple[str, ...] = ("full", "no_meta", "no_cql", "no_sentiment", "no_regime", "no_risk_penalty", "flat_ppo")
+ABLATIONS: tuple[str, ...] = ("full", "no_meta", "cql", "no_sentiment", "no_regime", "no_risk_penalty", "flat_ppo")
 
 # settings the method section quotes, per config node: (key, decimals, scale)
 CONFIG_MACROS: dict[str, tuple[tuple[str, int, float], ...]] = {
@@ -72,6 +76,8 @@ CONFIG_MACROS: dict[str, tuple[tuple[str, int, float], ...]] = {
              ("max_margin_usage", 0, 100.0), ("max_drawdown", 0, 100.0), ("kill_switch_cooldown", 0, 1.0)),
 }
 BUDGET_MACROS = ("num_envs", "cql_steps", "phase1_steps", "phase2_steps", "phase3_steps")
+
+MISSING_CELLS = [latex.MISSING] * 3          # a paired difference of a policy from itself
 
 # (metric, header, decimals, scale): returns, volatility, drawdown and VaR in percent
 MAIN_COLUMNS = (("sharpe", "Sharpe", 2, 1.0), ("ann_return", r"Return (\%)", 1, 100.0),
@@ -186,7 +192,8 @@ class Report:
             "risk": self.risk_tables, "regimes": self.regime_tables, "bootstrap": self.bootstrap_table,
             "crash": self.crash_table, "crisis": self.crisis_table, "costs": self.cost_table,
             "ablations": self.ablation_table, "domains": self.domain_table,
-            "significance": self.significance_table, "overfitting": self.overfitting_table,
+            "significance": self.significance_table, "universes": self.universes_tables, "probes": self.probes,
+            "overfitting": self.overfitting_table,
             "compute": self.compute_tables, "walk_forward": self.walk_forward_table, "runs": self.runs_table,
             "figures": self.write_figures}
         for name, step in steps.items():
@@ -468,6 +475,131 @@ class Report:
             self.define("sig", "p", baseline, value=number(r.ledoit_wolf_p, 3))
         header = ["Baseline", "$\\Delta$ Sharpe", "95\\% CI (LW)", "$p$ (LW)", "$p$ (Memmel)", "Seeds $p<0.05$"]
         self.table("significance", latex.tabular(header, rows))
+
+    def _universe_walks(self) -> pd.DataFrame | None:
+        """The primary row's universe walks with the other rows' learned policies (flat PPO)."""
+        walks = results.universe_walks(self.primary)
+        if walks is None:
+            return None
+        for group in self.groups:
+            if group is not self.primary and group.policy not in set(walks["policy"]):
+                theirs = results.universe_walks(group)
+                if theirs is not None:
+                    walks = pd.concat([walks, theirs[theirs["policy"] == group.policy]], ignore_index=True)
+        return walks
+
+    def universes_tables(self) -> None:
+        """Sharpe over fresh test universes x seeds with paired differences from the learned
+        policy (`eval.power`), and the ablations on the same universes."""
+        walks = self._universe_walks()
+        present = set() if walks is None else set(walks["policy"])
+        for policy in sorted({*LEARNED_POLICIES, *EVALUATED_BASELINES} - present):   # the text may name any
+            for kind in ("sharpe", "low", "high", "share", "delta", "pvalue"):
+                self.define("uni", kind, policy, value=latex.MISSING)
+        if walks is None:
+            message = "No test-universe walks: the market is not synthetic or evaluation.test_universes=0."
+            self.table("universes", latex.note(message))
+            self.table("ablations_universes", latex.note(message))
+            self.define("universes", "count", value=latex.MISSING)
+            self._missing_ablation_macros(set())
+            return
+        policies = results.policy_order(sorted(set(walks["policy"])))
+        table = results.universes_table(walks, policies, self.learned, bound="oracle_cost_aware")
+        self.define("universes", "count", value=str(walks["universe"].nunique()))
+        rows = []
+        for policy, r in table.iterrows():
+            share = r.get("oracle_share", np.nan)
+            diff = (MISSING_CELLS if policy == self.learned else
+                    [number(r["diff"]), latex.interval(r["diff_low"], r["diff_high"]), number(r["p_value"], 3)])
+            rows.append([display(policy), number(r["mean"]), latex.interval(r["low"], r["high"]), *diff,
+                         number(share, 0, 100), number(r["ruined"], 0, 100)])
+            self.define("uni", "sharpe", policy, value=number(r["mean"]))
+            self.define("uni", "low", policy, value=number(r["low"]))
+            self.define("uni", "high", policy, value=number(r["high"]))
+            self.define("uni", "share", policy, value=number(share, 0, 100))
+            self.define("uni", "delta", policy, value=latex.MISSING if policy == self.learned else number(r["diff"]))
+            self.define("uni", "pvalue", policy,
+                        value=latex.MISSING if policy == self.learned else number(r["p_value"], 3))
+        header = ["Policy", "Sharpe", "95\\% CI", f"$\\Delta$ vs {escape(display(self.learned))}", "95\\% CI", "$p$",
+                  r"Oracle share (\%)", r"Ruined (\%)"]
+        self.table("universes", latex.tabular(header, rows))
+        print(f"\nSharpe over {walks['universe'].nunique()} test universes x seeds "
+              f"{sorted(set(walks['seed']))} (two-way random-effects t; diff = policy - {self.learned})")
+        print(table.to_string(float_format="{:+.3f}".format))
+        self.universe_ablation_table()
+
+    def universe_ablation_table(self) -> None:
+        table = results.universe_ablation_table(self.groups)
+        self._missing_ablation_macros(set() if table is None else set(table.index))
+        if table is None:
+            self.table("ablations_universes", latex.note("Some ablation has no test-universe walks, or no full row."))
+            return
+        rows = []
+        for ablation, r in table.iterrows():
+            diff = (MISSING_CELLS if ablation == "full" else
+                    [number(r["diff"]), latex.interval(r["diff_low"], r["diff_high"]), number(r["p_value"], 3)])
+            rows.append([display(ablation), display(r["policy"]), str(int(r["seeds"])), number(r["mean"]),
+                         latex.interval(r["low"], r["high"]), *diff])
+            self.define("abluni", "sharpe", ablation, value=number(r["mean"]))
+            self.define("abluni", "delta", ablation, value=latex.MISSING if ablation == "full" else number(r["diff"]))
+            self.define("abluni", "pvalue", ablation,
+                        value=latex.MISSING if ablation == "full" else number(r["p_value"], 3))
+        header = ["Ablation", "Policy", "Seeds", "Sharpe", "95\\% CI", "$\\Delta$ vs full", "95\\% CI", "$p$"]
+        self.table("ablations_universes", latex.tabular(header, rows))
+
+    def _missing_ablation_macros(self, present: set[str]) -> None:
+        for ablation in sorted(set(ABLATIONS) - present):
+            for kind in ("sharpe", "delta", "pvalue"):
+                self.define("abluni", kind, ablation, value=latex.MISSING)
+
+    def probes(self) -> None:
+        """What the meta-controller does in each true regime (`eval.probes`), over the primary
+        row's seeds: a table, a figure and the macros of its two questions (does it de-risk in
+        the volatile regime; does it tilt toward the domain of the best conditional Sharpe)."""
+        path = self.figures / "probes.pdf"
+        logs = {run.seed: run.folder.decisions() for run in self.primary.runs}
+        logs = {seed: log for seed, log in logs.items() if log}
+        truth = None if self.market is None else self.market.ground_truth
+        if truth is None or not logs or "allocation" not in next(iter(logs.values()))[0]:
+            reason = self.market_problem or ("no ground truth: the market is not synthetic" if truth is None
+                                             else "no decision log of the meta-controller")
+            self.table("probes", latex.note(f"No regime probes: {reason}."))
+            figures.placeholder_figure(reason, path)
+            for name in ("appetite delta", "appetite low", "appetite high", "tilt", "tilt low", "tilt high"):
+                self.define("probe", name, value=latex.MISSING)
+            return
+        regimes = probes.regime_series(self.market)
+        behaviour = pd.concat({seed: probes.behaviour_by_regime(log, regimes) for seed, log in logs.items()},
+                              names=["seed", "regime"])
+        sharpe = probes.domain_sharpe_by_regime(self.market)
+        vol = probes.realised_vol_by_regime(self.market)
+        figures.probe_figure(behaviour, sharpe, vol, path)
+        domains = list(sharpe.columns)
+        mean = behaviour.groupby(level="regime").mean()
+        rows = []
+        for regime in sharpe.index.intersection(mean.index):
+            best = sharpe.loc[regime].idxmax()
+            rows.append([escape(regime), number(mean.at[regime, "bars"], 0), number(vol.get(regime), 1, 100),
+                         *[f"{number(mean.at[regime, f'allocation_{d}'])} ({number(sharpe.at[regime, d])})"
+                           for d in domains], escape(best), number(mean.at[regime, "risk_appetite"])])
+        header = ["Regime", "Bars", r"Vol. (\%)", *[escape(d) for d in domains], "Best domain", "Appetite"]
+        self.table("probes", latex.tabular(header, rows))
+        seeds = behaviour.index.get_level_values("seed").unique()
+        appetite = behaviour["risk_appetite"].unstack("regime").reindex(seeds)
+        calm = [r for r in appetite.columns if r != "volatile"]
+        shares = np.array([[behaviour.at[(seed, r), f"allocation_{sharpe.loc[r].idxmax()}"]
+                            for r in sharpe.index if (seed, r) in behaviour.index] for seed in seeds])
+        answers = {("appetite", "delta"): appetite["volatile"] - appetite[calm].mean(axis=1)
+                   if "volatile" in appetite.columns and calm else None,
+                   ("tilt", ""): pd.Series(shares.mean(axis=1) - 1.0 / len(domains))}
+        for (name, suffix), values in answers.items():
+            result = None if values is None or len(values) < 2 else crossed_mean(values.to_numpy()[None, :])
+            for part, value in (("mean", suffix), ("low", "low"), ("high", "high")):
+                self.define("probe", name, value, value=latex.MISSING if result is None
+                            else number(getattr(result, part)))
+            if result is not None:
+                print(f"regime probe {name}: {result.mean:+.3f} [{result.low:+.3f}, {result.high:+.3f}] over "
+                      f"seeds {list(seeds)}")
 
     def overfitting_table(self) -> None:
         sweep = results.sweep_returns(self.groups)

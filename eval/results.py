@@ -18,6 +18,7 @@ from envs.market_data import MarketData
 from eval.backtest import COST_FACTORS, cost_stress, replay_schedule
 from eval.baselines import BASELINES
 from eval.inference import deflated_sharpe, paired_sharpe_tests, seed_aggregate
+from eval.power import paired_table
 from eval.runs import LEARNED_POLICIES, RunGroup
 from eval.slices import domain_attribution, metrics_by_regime
 from eval.stress import bootstrap_quantiles, var_backtest, window_metrics
@@ -186,6 +187,49 @@ def ablation_table(groups: list[RunGroup], n_resamples: int, seed: int) -> pd.Da
         frame = summaries(group)[group.policy]
         rows[group.ablation] = {"policy": group.policy, **seed_aggregate(frame["sharpe"].to_numpy(), n_resamples, rng),
                                 "ann_return": frame["ann_return"].mean(), "max_drawdown": frame["max_drawdown"].mean()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def universe_walks(group: RunGroup) -> pd.DataFrame | None:
+    """The group's test-universe walks stacked with a `seed` column (None when a run has none)."""
+    frames = []
+    for run in group.runs:
+        walks = run.folder.universes()
+        if walks is None:
+            return None
+        frames.append(walks.assign(seed=run.seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def universes_table(walks: pd.DataFrame, policies: list[str], reference: str,
+                    bound: str | None = None) -> pd.DataFrame:
+    """`eval.power.paired_table` of the Sharpe ratio over universes x seeds, with each policy's
+    share of the `bound` policy's mean Sharpe (the cost-aware oracle) when it is present."""
+    present = [p for p in policies if p in set(walks["policy"])]
+    table = paired_table(walks, present, reference, "sharpe")
+    table["ruined"] = walks.groupby("policy")["ruined"].mean().reindex(table.index)
+    if bound is not None and bound in table.index:
+        table["oracle_share"] = table["mean"] / table.at[bound, "mean"]
+    return table
+
+
+def universe_ablation_table(groups: list[RunGroup]) -> pd.DataFrame | None:
+    """Per group (ablation): its learned policy's Sharpe over universes x seeds and the paired
+    difference from the `full` row's learned policy (same universes, same seeds); None when a
+    group has no universe walks or there is no `full` row."""
+    walks = {g.ablation: universe_walks(g) for g in groups}
+    if "full" not in walks or any(w is None for w in walks.values()):
+        return None
+    full = next(g for g in groups if g.ablation == "full").policy
+    rows = {}
+    for group in sorted(groups, key=lambda g: (g.ablation != "full", g.ablation)):
+        mine = walks[group.ablation]
+        mine = mine[mine["policy"] == group.policy].assign(policy=group.ablation)
+        reference = walks["full"][walks["full"]["policy"] == full].assign(policy="full")
+        if group.ablation != "full":
+            mine = pd.concat([mine, reference[reference["seed"].isin(mine["seed"])]])
+        table = paired_table(mine, [group.ablation], "full", "sharpe")
+        rows[group.ablation] = {"policy": group.policy, **table.loc[group.ablation].to_dict()}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 

@@ -43,12 +43,17 @@ class RolloutStats:
     costs: list[np.ndarray] = field(default_factory=list)        # fraction of equity at the fill
     allocation: list[np.ndarray] = field(default_factory=list)   # (T, E, D)
     appetite: list[np.ndarray] = field(default_factory=list)
+    regime: list[np.ndarray] = field(default_factory=list)       # (T, E) true regime of the decision bar
+    regime_names: tuple[str, ...] = ()                           # a synthetic market's ground truth
     bound: np.ndarray = field(default_factory=lambda: np.zeros(len(LIMIT_NAMES)))   # env-steps each limit bound
     episode_returns: list[float] = field(default_factory=list)   # summed log returns of ended episodes
     episode_lengths: list[int] = field(default_factory=list)
     meta_transitions: int = 0
 
-    def record(self, info: dict, reward: np.ndarray, decision: Decision | None, overlay: object) -> None:
+    def record(self, info: dict, reward: np.ndarray, decision: Decision | None, overlay: object,
+               regime: np.ndarray | None = None) -> None:
+        """One bar: the step's `info` and reward, the decision taken at its start and the true
+        regime of that bar (None without ground truth)."""
         self.log_returns.append(info["log_return"])
         self.rewards.append(reward)
         self.drawdown.append(info["drawdown"])
@@ -57,6 +62,8 @@ class RolloutStats:
         if decision is not None:
             self.allocation.append(decision.allocation)
             self.appetite.append(decision.appetite)
+            if regime is not None:
+                self.regime.append(regime)
         report = getattr(overlay, "report", None)
         if report is not None:
             self.bound += report.bound.sum(axis=0)
@@ -65,7 +72,8 @@ class RolloutStats:
         """TensorBoard scalars: episodic return and length (summed log return; every rollout
         ends each env's episode, as the next one restarts the envs), Sharpe (annualised, pooled
         over envs), drawdown, turnover and costs per bar, allocations, risk appetite, and the
-        share of env-steps in which each overlay limit bound."""
+        share of env-steps in which each overlay limit bound; with the ground truth, the mean
+        allocation and appetite in each true regime (what the meta-controller does in each)."""
         log_returns = np.stack(self.log_returns)                          # (T, E)
         std = log_returns.std(ddof=1)
         out = {"charts/episodic_return": float(np.mean(self.episode_returns)),
@@ -79,9 +87,33 @@ class RolloutStats:
             allocation = np.stack(self.allocation).mean(axis=(0, 1))
             out.update({f"allocation/{name}": float(a) for name, a in zip(domain_names, allocation)})
             out["allocation/risk_appetite"] = float(np.mean(self.appetite))
+            out["allocation/entropy"] = float(allocation_entropy(np.stack(self.allocation)).mean())
+            out.update(self._by_regime(domain_names))
         steps = log_returns.size
         out.update({f"risk/bound_{name}": float(count / steps) for name, count in zip(LIMIT_NAMES, self.bound)})
         return out
+
+
+    def _by_regime(self, domain_names: tuple[str, ...]) -> dict[str, float]:
+        if not self.regime:
+            return {}
+        regime, allocation, appetite = np.stack(self.regime), np.stack(self.allocation), np.stack(self.appetite)
+        out = {}
+        for k, name in enumerate(self.regime_names):
+            held = regime == k
+            if held.any():
+                out.update({f"regime_{name}/allocation_{d}": float(a)
+                            for d, a in zip(domain_names, allocation[held].mean(axis=0))})
+                out[f"regime_{name}/risk_appetite"] = float(appetite[held].mean())
+                out[f"regime_{name}/share"] = float(held.mean())
+        return out
+
+
+def allocation_entropy(allocation: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) of allocations over the last axis: log D when equal, 0 when all
+    capital goes to one domain."""
+    share = np.clip(allocation, 1e-12, None)
+    return -(share * np.log(share)).sum(axis=-1)
 
 
 class _Episodes:
@@ -165,7 +197,8 @@ def collect_rollout(env: VecMarketEnv, system: HierarchicalSystem, steps: int, s
     learn_specialists, learn_meta = specialist_buffers is not None, meta_replay is not None
     env.reset(seed=seed)
     system.bind(env.num_envs)
-    stats = RolloutStats()
+    truth = env.market.ground_truth
+    stats = RolloutStats(regime_names=truth.regime_names if truth is not None else ())
     episodes = _Episodes(env.num_envs, stats)
     pending = MetaTransitions(env.num_envs, meta_replay) if learn_meta else None
     for buffer in specialist_buffers or []:
@@ -174,9 +207,10 @@ def collect_rollout(env: VecMarketEnv, system: HierarchicalSystem, steps: int, s
         decision = system.decide(env, deterministic=not learn_meta, deterministic_specialists=not learn_specialists)
         if pending is not None:
             stats.meta_transitions += pending.on_decision(decision)
+        regime = truth.regime[env.state.bar] if truth is not None else None
         observation, reward, terminated, truncated, info = env.step(decision.target_weights)
         done = terminated | truncated
-        stats.record(info, reward, decision, env.overlay)
+        stats.record(info, reward, decision, env.overlay, regime)
         episodes.add(info["log_return"], done)
         final = _final_rows(observation, info, done)
         if pending is not None:

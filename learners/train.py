@@ -36,7 +36,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from eval.baselines import BASELINES
+from eval.oracle import EVALUATED_BASELINES, ORACLE_COST_AWARE
 from learners.experiment.curriculum import train_policies
 from learners.experiment.evaluation import evaluate, results_table
 from learners.experiment.loop import ConsoleLog, RunContext, TrainingStopped, open_log
@@ -54,9 +54,14 @@ OmegaConf.register_new_resolver("pid", lambda: os.getpid(), replace=True)   # hy
 def check(config: TrainConfig) -> None:
     """Every setting of `config` (`check_config`) and its baselines' names, before any work."""
     check_config(config)
-    unknown = sorted(set(config.evaluation.baselines) - set(BASELINES))
+    unknown = sorted(set(config.evaluation.baselines) - set(EVALUATED_BASELINES))
     if unknown:
-        raise ValueError(f"evaluation.baselines={list(config.evaluation.baselines)}: {unknown} not among {BASELINES}")
+        raise ValueError(f"evaluation.baselines={list(config.evaluation.baselines)}: {unknown} not among "
+                         f"{EVALUATED_BASELINES}")
+    oracles = sorted({"oracle", ORACLE_COST_AWARE} & set(config.evaluation.baselines))
+    if oracles and config.market.source != "synthetic":
+        raise ValueError(f"evaluation.baselines: {oracles} trade the ground truth of a synthetic market; "
+                         f"market.source is '{config.market.source}'")
 
 
 def _plain(value: Any) -> Any:

@@ -26,7 +26,7 @@ from eval.backtest import validation_sharpe
 from hierarchy.agents import FlatAgent, MetaAgent, SpecialistPolicy
 from hierarchy.offline import collect_behaviour_transitions
 from hierarchy.pretrain import distill_value, pretrain_specialist, specialist_dataset
-from hierarchy.rollouts import collect_flat_rollout, collect_rollout
+from hierarchy.rollouts import RolloutStats, collect_flat_rollout, collect_rollout
 from hierarchy.system import HierarchicalSystem
 from learners.experiment.loop import PhaseLog, PhaseLoop, RunContext, check_losses
 from learners.fabric import adam, broadcast_parameters
@@ -119,6 +119,15 @@ def phase1(ctx: RunContext, system: HierarchicalSystem) -> None:
     loop.run(settings.rollouts, settings.env_steps_per_rollout, step)
 
 
+def realised_value(stats: RolloutStats, reward_scale: float, meta_period: int, gamma: float) -> float:
+    """The value a meta critic should report at the rollout's mean reward rate: the mean option
+    reward (meta_period bars of scaled reward) summed over the discounted future, r / (1 - gamma).
+    Logged beside the critic's Q-values (`meta/losses/qf1_values`): a critic far from it has not
+    learnt the reward's scale yet, or the discount makes the value a constant the allocation
+    barely moves."""
+    return float(np.mean(stats.rewards) * reward_scale * meta_period / (1.0 - gamma))
+
+
 class MetaLearner:
     """SAC over the meta-controller with its replay of semi-MDP transitions."""
 
@@ -167,7 +176,9 @@ def phase2(ctx: RunContext, system: HierarchicalSystem) -> None:
         system.eval()
         stats = collect_rollout(env, system, settings.rollout_bars, seed, scale, meta_replay=meta.replay)
         return {**stats.scalars(system.domain_names, env.market.bars_per_year),
-                "meta/transitions": float(len(meta.replay)), **meta.update(iteration, settings)}
+                "meta/transitions": float(len(meta.replay)), **meta.update(iteration, settings),
+                "meta/realised_value": realised_value(stats, scale, ctx.config.hierarchy.meta_period,
+                                                      settings.sac.gamma)}
 
     loop = PhaseLoop(ctx, "phase2", {"system": system, "meta_learner": meta.sac}, _validation_sharpe(ctx, system),
                      meta.replay)
@@ -206,6 +217,8 @@ def phase3(ctx: RunContext, system: HierarchicalSystem, meta_state: tuple[dict, 
             scalars.update(learners.update(ctx, iteration))
         if meta is not None and iteration % curriculum.phase3_meta_every == 0:
             scalars.update(meta.update(iteration, settings))
+            scalars["meta/realised_value"] = realised_value(stats, curriculum.reward_scale,
+                                                            ctx.config.hierarchy.meta_period, settings.sac.gamma)
         return scalars
 
     loop = PhaseLoop(ctx, "phase3", objects, _validation_sharpe(ctx, system), meta.replay if meta else None)

@@ -56,7 +56,7 @@ class BudgetConfig:
 class CurriculumConfig:
     """How the phases learn (the `curriculum` node); what they may spend is in `budget`."""
 
-    pretrain: str = "cql"            # phase 1: CQL pre-training of the specialists, or 'none'
+    pretrain: str = "none"           # phase 1: 'cql' pre-trains the specialists offline first (ablation=cql)
 
     rollout_bars: int = 60           # bars per rollout (a multiple of hierarchy.meta_period); every
     #                                  rollout restarts the envs at fresh random bars
@@ -72,6 +72,8 @@ class CurriculumConfig:
     validate_every: int = 5          # rollouts between validation backtests (best by validation Sharpe)
     validation_windows: int = 8      # the validation split walked as this many windows side by side (at
     #                                  most one per rollout_bars bars; 1: one walk through the whole split)
+    validation_universe_years: float = 0.0   # synthetic markets: validate on a fresh draw of the generator
+    #                                  this many years long instead of the validation split (0: the split)
     checkpoint_every: int = 5        # rollouts between last-checkpoint saves
     max_abs_loss: float = 1e6        # a loss beyond this stops the run as exploding
 
@@ -104,6 +106,9 @@ class EvaluationConfig:
     pre_cost: bool = True            # every policy also with trading costs scaled to zero
     decision_log: bool = True
     walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    # fresh test universes of a synthetic market (eval.universes): every policy also walks the
+    # split of K new draws of the generator; a real market has one history (ignored there)
+    test_universes: int = 16
 
 
 @dataclass
@@ -185,6 +190,7 @@ RANGES: dict[str, Range] = {
     "curriculum.reward_scale": POSITIVE, "curriculum.distill_steps": NATURAL,
     "curriculum.meta_updates_per_decision": NATURAL, "curriculum.phase3_lr_scale": POSITIVE,
     "curriculum.max_abs_loss": Range(0, low_open=True, high_open=False),
+    "curriculum.validation_universe_years": Range(0), "evaluation.test_universes": NATURAL,
     "hierarchy.meta_period": COUNT, "hierarchy.max_leverage": POSITIVE, "hierarchy.meta_hidden": COUNT,
     "hierarchy.meta_dropout": Range(0, 1), "hierarchy.logit_scale": POSITIVE, "hierarchy.specialist_hidden": COUNT,
     "hierarchy.coordination_threshold": Range(0, 1, high_open=False),

@@ -17,6 +17,7 @@ files (every file written whole or not at all, through `storage.atomic`).
     eval/<policy>_precost_{returns,weights,costs,contributions}.parquet    trading costs scaled to 0
     eval/decisions.jsonl            the hierarchy's decision log
     eval/regimes.parquet            detected regime probabilities on the split, columns regime_0..K-1
+    eval/universes.parquet          every policy's walk on each fresh test universe (`eval.universes`)
     eval/walk_forward.json          walk-forward folds and the stitched record (`walk_forward` below)
     eval/walk_forward_returns.parquet
     walk_forward/fold_<k>/          each walk-forward fold's training, a run folder of its own
@@ -289,13 +290,16 @@ class RunFolder:
         return self.metrics_file.exists()
 
     def write_evaluation(self, record: EvaluationRecord, frames: dict[str, dict[str, pd.DataFrame]],
-                         regimes: pd.DataFrame | None = None) -> None:
+                         regimes: pd.DataFrame | None = None, universes: pd.DataFrame | None = None) -> None:
         """Every policy's frames (keyed by file name: `<policy>` or `<policy>_precost`), the
-        detected regimes if given, and metrics.json last, which marks the run finished."""
+        detected regimes and the test universes' walks if given, and metrics.json last, which
+        marks the run finished."""
         for name, kinds in frames.items():
             write_frames(self.eval_dir, name, kinds)
         if regimes is not None:
             write_parquet(self.eval_dir / "regimes.parquet", regimes.rename_axis("timestamp"))
+        if universes is not None:
+            write_parquet(self.universes_file, universes)
         write_json(self.metrics_file, dataclasses.asdict(record))
 
     def read_evaluation(self) -> EvaluationRecord:
@@ -317,6 +321,14 @@ class RunFolder:
     def regimes(self) -> pd.DataFrame | None:
         path = self.eval_dir / "regimes.parquet"
         return pd.read_parquet(path) if path.exists() else None
+
+    @property
+    def universes_file(self) -> Path:
+        return self.eval_dir / "universes.parquet"
+
+    def universes(self) -> pd.DataFrame | None:
+        """The test universes' walks: one row per (universe, policy), or None without them."""
+        return pd.read_parquet(self.universes_file) if self.universes_file.exists() else None
 
     def write_walk_forward(self, record: dict[str, Any], returns: pd.DataFrame) -> None:
         """The walk-forward record and its stitched out-of-sample returns (one column per policy).

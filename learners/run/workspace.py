@@ -11,19 +11,24 @@ warm-up. The HMM of the regime features is fitted on the training bars only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from envs.loading import load_market, split_market
 from envs.market_data import DataSplits, MarketData
+from envs.synthetic import generate
 from envs.vec_env import VecMarketEnv
-from features.pipeline import FeatureSet, build_features
+from features.pipeline import FeatureSet, build_features, fit_regimes
+from features.regimes import RegimeDetector
 from hierarchy.agents import FlatAgent
 from hierarchy.system import HierarchicalSystem
 from learners.run.config import TrainConfig
 from learners.run.settings import RunSettings
 from risk.env_hook import risk_env
+
+VALIDATION_STREAM = 1516        # spawn key of the validation universe's market seed
 
 
 def next_return_leak(market: MarketData, execution: str) -> np.ndarray:
@@ -49,9 +54,10 @@ def env_features(config: TrainConfig, market: MarketData, features: FeatureSet) 
             "regime_probs": features.regime_probs}
 
 
-@dataclass
+@dataclass(eq=False)
 class Workspace:
-    """A run's market, splits, features and settings, and the factories of its envs and policies."""
+    """A run's market, splits, features and settings, and the factories of its envs and policies
+    (compared and hashed by identity: what is derived from one is cached per workspace)."""
 
     config: TrainConfig
     market: MarketData
@@ -88,11 +94,14 @@ class Workspace:
     def window(self, part: str) -> tuple[MarketData, dict[str, np.ndarray]]:
         """The market rows an env on `part` runs on and their feature rows (see module docstring).
         A split that starts at row 0 has its own first bars as warm-up."""
+        rows = self.rows(part)
+        features = {name: array[rows] for name, array in self.env_features.items()}
+        return self.market.slice_time(rows.start, rows.stop), features
+
+    def rows(self, part: str) -> slice:
+        """The market rows of `window(part)`: the split's bars and the warm-up before them."""
         start = self.start(part)
-        first = max(start - self.warmup_bars, 0)
-        stop = start + self.splits[part].n_bars
-        rows = slice(first, stop)
-        return self.market.slice_time(first, stop), {name: array[rows] for name, array in self.env_features.items()}
+        return slice(max(start - self.warmup_bars, 0), start + self.splits[part].n_bars)
 
     def env(self, part: str, num_envs: int, seed: int) -> VecMarketEnv:
         """E training envs on `part` behind the risk overlay (`settings.train_env`)."""
@@ -106,6 +115,35 @@ class Workspace:
     def new_flat_agent(self) -> FlatAgent:
         """A freshly initialised flat policy sized from an env's observation."""
         return FlatAgent.for_env(self.env("train", 1, self.config.seed), self.config.hierarchy.specialist_hidden)
+
+    @functools.cached_property
+    def regime_detector(self) -> RegimeDetector | None:
+        """The regime HMM of the run's features (None without regime features), fitted again on
+        the training bars: the fit is seeded, so it is the one the features were built with."""
+        if not self.config.features.regime:
+            return None
+        return fit_regimes(self.market, self.config.features, self.features.train_end)
+
+    def universe_features(self, market: MarketData) -> dict[str, np.ndarray]:
+        """The env feature arrays of a fresh market of the run's universe on its calendar (a test
+        universe), computed causally with the run's settings and the regime HMM fitted on the
+        run's own training bars: what a policy trained on this run would see there."""
+        config = dataclasses.replace(self.config.features, cache=False)
+        features = build_features(market, config, self.features.train_end, self.regime_detector)
+        return env_features(self.config, market, features)
+
+    @functools.cached_property
+    def validation_universe(self) -> tuple[MarketData, dict[str, np.ndarray]] | None:
+        """A fresh draw of a synthetic market's generator, `curriculum.validation_universe_years`
+        long (its own seed stream, apart from the market's and the test universes'), with its
+        env features as `universe_features` computes them: what checkpoints are selected on
+        when set, instead of the validation split's few years. None when unset or not synthetic."""
+        years, market = self.config.curriculum.validation_universe_years, self.config.market
+        if years <= 0 or market.source != "synthetic":
+            return None
+        seed = int(np.random.SeedSequence([market.synthetic.seed, VALIDATION_STREAM]).generate_state(1)[0])
+        fresh = generate(dataclasses.replace(market.synthetic, seed=seed, years=years), market.costs)
+        return fresh, self.universe_features(fresh)
 
     def features_for(self, market: MarketData, fit_end: int) -> dict[str, np.ndarray]:
         """The env feature arrays of another market of the run's universe (a crash path, say),

@@ -98,6 +98,22 @@ def _regimes(market_key: str) -> pd.DataFrame:
     return pd.DataFrame(probs, index=splits.test.timestamps, columns=[f"regime_{k}" for k in range(probs.shape[1])])
 
 
+def _universe_walks(ablation: str, seed: int) -> pd.DataFrame:
+    """Made-up walks on 4 test universes: a universe effect shared by every policy, a seed effect
+    for the learned policy and the random baseline, a fixed edge per policy."""
+    learned = "flat_ppo" if ablation == "flat_ppo" else "hierarchy"
+    rows = []
+    for universe in range(4):
+        shared = np.random.default_rng([universe]).normal()
+        for k, policy in enumerate((learned, "oracle_cost_aware", *SWEEP_BASELINES)):
+            noise = np.random.default_rng([universe, k, seed if policy in (learned, "random") else 0]).normal(0, 0.2)
+            edge = {"hierarchy": 0.3, "flat_ppo": 0.1, "oracle_cost_aware": 1.0}.get(policy, 0.0)
+            rows.append({"universe": universe, "market_seed": 1000 + universe, "policy": policy,
+                         "sharpe": shared + edge + noise, "ann_return": 0.0, "ann_vol": 0.1, "max_drawdown": -0.1,
+                         "turnover": 1.0, "costs": 0.001, "bars": 100, "ruined": False})
+    return pd.DataFrame(rows)
+
+
 def build_run(folder: Path, ablation: str, seed: int) -> Path:
     """One finished run folder of the tiny sweep."""
     started = time.perf_counter()
@@ -117,7 +133,7 @@ def build_run(folder: Path, ablation: str, seed: int) -> Path:
     walls["phase3"] = time.perf_counter() - started - walls["phase1"] - walls["phase2"]
     steps = sum(len(r.returns) for r in results + pre_cost)
     training = TrainingRecord(walls, dict.fromkeys(walls, steps // 3))
-    write_evaluation(run, config, "test", market, results, pre_cost, training, regimes)
+    write_evaluation(run, config, "test", market, results, pre_cost, training, regimes, _universe_walks(ablation, seed))
     return folder
 
 

@@ -7,18 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import eval.backtest as backtest
 import eval.oracle as oracle
 from envs.config import EnvConfig
 from envs.market_data import MarketData
 from envs.synthetic import SyntheticConfig, generate
-from eval.backtest import run, run_schedule, scale_costs
+from eval.backtest import run, run_schedule, scale_costs, tune_cost_aware_oracle
 from eval.baselines import BaselineConfig, baseline_weights
 from eval.oracle import (
     ORACLE_COST_AWARE,
     OracleGrid,
     OracleParams,
     cost_aware_oracle,
-    tune_cost_aware_oracle,
 )
 from risk.limits import RiskLimits
 
@@ -107,12 +107,12 @@ def test_tuned_beats_the_plain_oracle_after_costs_with_far_less_turnover(market,
 def test_tuning_is_deterministic_and_walks_validation_only(market, tuning, monkeypatch):
     validation = window(market, "validation")
     walked = []
-    original = oracle.run_policy
+    original = backtest.run_policy
 
     def spy(name, walked_market, *args, **kwargs):
         walked.append(walked_market.timestamps)
         return original(name, walked_market, *args, **kwargs)
-    monkeypatch.setattr(oracle, "run_policy", spy)
+    monkeypatch.setattr(backtest, "run_policy", spy)
     again = tune_cost_aware_oracle(validation, ENV, LIMITS)
     pd.testing.assert_frame_equal(again.results, tuning.results)
     assert again.params == tuning.params

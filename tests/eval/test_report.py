@@ -123,3 +123,33 @@ def test_regime_tables_slice_by_detected_and_true_regimes(tiny_report):
     header = next(line for line in true.splitlines() if line.startswith("Policy"))
     assert header.index("bull") < header.index("bear")                 # the generator's order
     assert pd.Series(re.findall(r"Share of bars.*", true)).size == 1
+
+
+def test_universe_tables_trace_back_to_the_walks(tiny_report, tiny_sweep):
+    out, printed = tiny_report
+    macros = _macros(out)
+    walks = pd.concat([Run.load(tiny_sweep / f"ablation=full,seed={s}").folder.universes() for s in (0, 1)])
+    mean = walks.groupby("policy")["sharpe"].mean()
+    assert macros["UniversesCount"] == "4"
+    assert macros["UniSharpeHierarchy"] == number(mean["hierarchy"])
+    assert macros["UniSharpeEqualWeight"] == number(mean["equal_weight"])
+    assert macros["UniShareHierarchy"] == number(mean["hierarchy"] / mean["oracle_cost_aware"], 0, 100)
+    assert macros["UniDeltaEqualWeight"] == number(mean["equal_weight"] - mean["hierarchy"])
+    assert macros["UniSharpeFlatPpo"] != "--" and macros["UniSharpeSixtyForty"] == "--"   # not walked here
+    universes = (out / "tables" / "universes.tex").read_text()
+    assert "Flat PPO" in universes and "Cost-aware oracle (bound)" in universes
+    ablations = (out / "tables" / "ablations_universes.tex").read_text()
+    assert [line.split(" & ")[0] for line in ablations.splitlines() if " & " in line][1:] == [
+        "Full system", "Flat PPO", "No meta-controller"]
+    assert macros["AbluniDeltaCql"] == "--" and macros["AbluniSharpeFull"] == macros["UniSharpeHierarchy"]
+    assert "test universes x seeds [0, 1]" in printed
+
+
+def test_regime_probes_read_the_decision_logs_against_the_ground_truth(tiny_report):
+    out, _ = tiny_report
+    macros = _macros(out)
+    probes = (out / "tables" / "probes.tex").read_text()
+    assert "Best domain" in probes and "bull" in probes
+    assert macros["ProbeTilt"] != "--" and macros["ProbeTiltLow"] != "--"
+    # this short test split has no volatile bar: the de-risking question has no answer here
+    assert "volatile" not in probes and macros["ProbeAppetiteDelta"] == "--"

@@ -15,7 +15,7 @@ import yaml
 from learners.experiment.loop import ConsoleLog, Progress
 
 ROOT = Path(__file__).resolve().parents[3]
-SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]", "ablation=no_cql",
+SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]",
          "phase=1"]
 
 

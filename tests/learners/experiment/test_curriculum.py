@@ -34,7 +34,7 @@ def config(*overrides: str) -> TrainConfig:
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("all")
-    return run_dir, train(config("phase=all"), run_dir)
+    return run_dir, train(config("phase=all", "ablation=cql"), run_dir)
 
 
 def test_phase_all_writes_checkpoints_logs_and_the_evaluation(full_run):
@@ -74,16 +74,16 @@ def test_the_run_writes_the_settings_it_ran_with(full_run):
 
 def test_same_seed_same_metrics_and_a_later_phase_starts_from_an_earlier_run(full_run, tmp_path):
     run_dir, metrics = full_run
-    again = train(config("phase=all"), tmp_path / "again")
+    again = train(config("phase=all", "ablation=cql"), tmp_path / "again")
     assert again.policies == metrics.policies
     # phase 3 alone from the finished run: phases 1 and 2 come from it, not retrained
-    later = train(config("phase=3", f"init_from={run_dir}"), tmp_path / "later")
+    later = train(config("phase=3", "ablation=cql", f"init_from={run_dir}"), tmp_path / "later")
     assert set(later.training.wall_s) == {"phase3"}
     assert later.policies["hierarchy"] == metrics.policies["hierarchy"]
 
 
 def test_a_phase_without_its_predecessor_runs_it_first(tmp_path, capsys):
-    metrics = train(config("phase=2", "ablation=no_cql"), tmp_path / "run")
+    metrics = train(config("phase=2"), tmp_path / "run")
     assert set(metrics.training.wall_s) == {"phase1", "phase2"}
     assert "phase1: no finished phase1" in capsys.readouterr().out
 
@@ -102,11 +102,11 @@ def test_a_killed_run_resumes_to_the_same_numbers(full_run, tmp_path, monkeypatc
 
     monkeypatch.setattr(phases, "collect_rollout", dies_in_phase2)
     with pytest.raises(KeyboardInterrupt):
-        train(config("phase=all"), run_dir)
+        train(config("phase=all", "ablation=cql"), run_dir)
     monkeypatch.setattr(phases, "collect_rollout", real)
     with pytest.raises(FileExistsError, match="resume=true"):
-        train(config("phase=all"), run_dir)
-    resumed = train(config("phase=all", "resume=true"), run_dir)
+        train(config("phase=all", "ablation=cql"), run_dir)
+    resumed = train(config("phase=all", "ablation=cql", "resume=true"), run_dir)
     assert resumed.policies == metrics.policies
 
 
@@ -121,7 +121,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkey
 
     monkeypatch.setattr(phases, "ppo_update", nan_at_the_second_rollout)
     with pytest.raises(TrainingStopped, match=r"phase1, rollout 1: .*value_loss is nan"):
-        train(config("phase=1", "ablation=no_cql"), tmp_path / "run")
+        train(config("phase=1"), tmp_path / "run")
     last = tmp_path / "run" / "phase1" / "checkpoints" / "last.ckpt"
     import torch
     assert torch.load(last, weights_only=True)["iteration"] == 0

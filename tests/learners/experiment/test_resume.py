@@ -16,7 +16,7 @@ from learners.run.config import TrainConfig, register_configs
 from learners.train import train
 
 CONFIGS = str(Path(__file__).resolve().parents[3] / "configs")
-SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]", "ablation=no_cql"]
+SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]"]
 WITH_FLAT = ["phase=1", "evaluation.flat_ppo=true"]
 
 pytestmark = pytest.mark.slow

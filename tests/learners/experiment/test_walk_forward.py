@@ -38,7 +38,7 @@ def test_fold_splits_put_validation_after_training_and_an_embargo():
 
 @pytest.mark.slow
 def test_a_walk_forward_run_stitches_its_out_of_sample_windows(tmp_path):
-    train(config("phase=1", "ablation=no_cql", "evaluation.walk_forward.enabled=true",
+    train(config("phase=1", "evaluation.walk_forward.enabled=true",
                  "evaluation.walk_forward.folds=2"), tmp_path / "run")
     record = json.loads((tmp_path / "run" / "eval" / "walk_forward.json").read_text())
     assert len(record["folds"]) == 2 and set(record["stitched"]) == {"hierarchy", "equal_weight"}

@@ -79,7 +79,8 @@ def test_ablations_override_what_they_name():
     assert compose_train([]).ablation.name == "full"
     penalty = compose_train(["ablation=no_risk_penalty"])
     assert penalty.env.drawdown_penalty == 0 and penalty.env.tail_penalty == 0
-    assert compose_train(["ablation=no_cql"]).curriculum.pretrain == "none"
+    assert compose_train([]).curriculum.pretrain == "none"
+    assert compose_train(["ablation=cql"]).curriculum.pretrain == "cql"
     assert compose_train(["ablation=no_meta"]).ablation.meta is False
     assert compose_train(["ablation=flat_ppo"]).ablation.policy == "flat"
     assert compose_train(["hierarchy.meta_period=21"]).hierarchy.meta_period == 21
