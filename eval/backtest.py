@@ -77,14 +77,18 @@ class BacktestResult:
     equity: np.ndarray               # (T,)
     initial_equity: float
     periods_per_year: float
+    ruined: bool = False             # the book was ruined (equity <= 0): the walk ended at its last row
 
     def summary(self, risk_free: float = 0.0) -> dict[str, float]:
         """Headline metrics (eval.metrics conventions); turnover and costs per year, costs as a
-        fraction of initial equity."""
+        fraction of initial equity; the bars walked and, for a ruined walk, the bar it ended at
+        (its row in the walk, NaN when the walk reached the split's end): every table marks it."""
         stats = {k: float(v[0]) for k, v in metrics.summary(self.returns, risk_free, self.periods_per_year).items()}
         years = len(self.returns) / self.periods_per_year
         stats["turnover"] = float(self.turnover.sum() / years)
         stats["costs"] = float(self.costs.sum() / self.initial_equity / years)
+        stats["bars"] = float(len(self.returns))
+        stats["ruin_bar"] = float(len(self.returns) - 1) if self.ruined else float("nan")
         return stats
 
     def frames(self, symbols: tuple[str, ...]) -> dict[str, pd.DataFrame]:
@@ -132,7 +136,7 @@ def run(name: str, market: MarketData, config: EnvConfig, decide: Decide,
     return BacktestResult(name, market.timestamps[np.asarray(rows["bar"])], np.asarray(returns),
                           np.asarray(rows["weights"]), np.asarray(rows["costs"]),
                           np.asarray(rows["contributions"]), np.asarray(rows["turnover"]), np.asarray(rows["equity"]),
-                          config.initial_equity, market.bars_per_year)
+                          config.initial_equity, market.bars_per_year, bool(terminated[0]))
 
 
 def run_schedule(name: str, market: MarketData, config: EnvConfig, schedule: np.ndarray,

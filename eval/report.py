@@ -249,9 +249,21 @@ class Report:
                 self.define(prefix, key, "std", policy, value=number(std.at[policy, key], digits, scale))
         return rows
 
+    def ruined_seeds(self, policy: str) -> int:
+        """How many of the policy's walks (one per seed) ended early, the book ruined."""
+        frame = self.post[policy]
+        return int(frame["ruin_bar"].notna().sum()) if "ruin_bar" in frame else 0
+
     def main_table(self) -> None:
         rows = self._mean_std_rows(self.post, MAIN_COLUMNS, "main")
-        self.table("main", latex.tabular(["Policy", *[c[1] for c in MAIN_COLUMNS]], rows))
+        ruined = {p: self.ruined_seeds(p) for p in self.post}
+        for row, policy in zip(rows, results.mean_and_std(self.post, ["sharpe"])[0].index):
+            if ruined[policy]:
+                row[0] += r"$^\dagger$"
+        note = ("Marked: the book was ruined and the walk ended early on "
+                + ", ".join(f"{display(p)} ({n} of {len(self.post[p])} seeds)" for p, n in ruined.items() if n)
+                + "; its figures cover the bars walked.") if any(ruined.values()) else None
+        self.table("main", latex.tabular(["Policy", *[c[1] for c in MAIN_COLUMNS]], rows, footnote=note))
         sharpe = {p: f["sharpe"].mean() for p, f in self.post.items()}
         contenders = [p for p in self.baselines if p != "oracle"]
         best = max(contenders, key=lambda p: sharpe[p]) if contenders else self.learned
@@ -268,7 +280,7 @@ class Report:
         for policy in mean.index:
             cells = "".join(f"{mean.at[policy, k] * s:>12.{d}f} +/-{std.at[policy, k] * s:>5.{d}f}"
                             for k, _, d, s in MAIN_COLUMNS)
-            print(f"{policy:<22}{cells}")
+            print(f"{policy:<22}{cells}" + (f"   RUINED in {ruined[policy]} seeds" if ruined[policy] else ""))
         print()
 
     def precost_table(self) -> None:

@@ -69,9 +69,7 @@ def _walk_row(ws: Workspace, policies: Policies, name: str, window: Window) -> d
     """One walk's summary, the bars walked and whether the book was ruined before the end."""
     result = walk_window(ws, policies, name, window)
     summary = result.summary()
-    expected = window[0].n_bars - ws.settings.eval_env.warmup_bars - 1
-    return {**{c: summary[c] for c in SUMMARY_COLUMNS}, "bars": len(result.returns),
-            "ruined": bool(len(result.returns) < expected)}
+    return {**{c: summary[c] for c in SUMMARY_COLUMNS}, "bars": len(result.returns), "ruined": result.ruined}
 
 
 def _cached_baseline_row(ws: Workspace, policies: Policies, name: str, window: Window, seed: int,

@@ -16,7 +16,11 @@ from learners.experiment.loop import RunContext
 from learners.run.folder import EvaluationRecord, TrainingRecord
 from learners.run.restore import Policies
 
-TABLE_COLUMNS = ("ann_return", "ann_vol", "sharpe", "max_drawdown", "turnover", "costs")
+# (metric, header with its unit, scale): returns, volatility, drawdown and costs in percent as in the
+# report's tables, turnover in multiples of equity a year
+TABLE_COLUMNS = (("ann_return", "return %/yr", 100.0), ("ann_vol", "vol %/yr", 100.0), ("sharpe", "Sharpe", 1.0),
+                 ("max_drawdown", "max DD %", 100.0), ("turnover", "turnover x/yr", 1.0),
+                 ("costs", "costs %/yr", 100.0))
 
 
 def regime_frame(ctx: RunContext, part: str) -> pd.DataFrame:
@@ -44,6 +48,12 @@ def evaluate(ctx: RunContext, policies: Policies, training: TrainingRecord) -> E
 
 
 def results_table(record: EvaluationRecord) -> str:
-    """The terminal table of post-cost results: one row per policy."""
-    frame = pd.DataFrame(record.policies).T[list(TABLE_COLUMNS)]
-    return frame.to_string(float_format="{:+.3f}".format)
+    """The terminal table of post-cost results: one row per policy, in the report's units; a walk
+    that ended early (the book ruined) is marked with the bar it ended at."""
+    frame = pd.DataFrame(record.policies).T
+    table = pd.DataFrame({header: frame[key].astype(float) * scale for key, header, scale in TABLE_COLUMNS})
+    text = table.to_string(float_format="{:+.2f}".format)
+    ruined = frame["ruin_bar"].dropna() if "ruin_bar" in frame else pd.Series(dtype=float)
+    notes = [f"{policy}: RUINED, the walk ended at bar {int(bar)} of the split; its figures cover those bars only"
+             for policy, bar in ruined.items()]
+    return "\n".join([text, *notes])

@@ -143,3 +143,37 @@ def test_window_returns_walk_each_window_as_its_own_backtest(market):
         np.testing.assert_allclose(windows[k], alone.returns, rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="no 400 windows"):
         window_returns(market, config, decide, 400)
+
+
+def test_a_ruined_walk_says_where_it_ended():
+    """A 10x long into a 15 % gap ruins the book at the fill: the walk stops there, and its
+    summary, the run's terminal table and every report table say so."""
+    from envs.costs import InstrumentCosts
+    from envs.market_data import MarketData
+    from eval.backtest import run
+    from learners.experiment.evaluation import results_table
+    from learners.run.folder import EvaluationRecord, TrainingRecord
+
+    closes = np.array([100.0] * 5 + [85.0] * 5)[:, None]
+    ohlcv = np.stack([closes, closes, closes, closes, np.full_like(closes, np.nan)], -1)
+    zero = {f.name: np.zeros(1) for f in dataclasses.fields(InstrumentCosts)}
+    costs = InstrumentCosts(**{**zero, "pip_size": np.full(1, 1e-4), "initial_margin": np.full(1, 0.05),
+                               "maintenance_margin": np.full(1, 0.025)})
+    import pandas as pd
+    market = MarketData(name="gap", timestamps=pd.bdate_range("2024-01-01", periods=10, tz="UTC"),
+                        symbols=("SPX500",), domains=("equity",), asset_classes=("equity_index",), ohlcv=ohlcv,
+                        costs=costs, macro=np.zeros((10, 1)), macro_names=("short_rate",), has_volume=np.array([False]))
+    config = EnvConfig(warmup_bars=0, max_leverage=20.0, drawdown_penalty=0.0, tail_penalty=0.0)
+    result = run("levered", market, config, lambda env: np.array([[10.0]]))
+    summary = result.summary()
+    assert result.ruined and summary["bars"] == len(result.returns) < market.n_bars - 1
+    assert summary["ruin_bar"] == len(result.returns) - 1
+    calm = run("flat", market, config, lambda env: np.array([[0.0]])).summary()
+    assert calm["bars"] == market.n_bars - 1 and np.isnan(calm["ruin_bar"])
+    record = EvaluationRecord(
+        split="test", market="gap", periods_per_year=252.0, seed=0, ablation="full", budget="smoke",
+        symbols=["SPX500"], domains={"equity": ["SPX500"]}, first_bar="", last_bar="", leak_next_return=False,
+        policies={"levered": summary, "flat": calm}, pre_cost={}, training=TrainingRecord({}, {}))
+    table = results_table(record)
+    assert f"levered: RUINED, the walk ended at bar {len(result.returns) - 1}" in table and "flat: RUINED" not in table
+    assert "return %/yr" in table and "turnover x/yr" in table
