@@ -83,8 +83,10 @@ def archive(root: Path, out: Path) -> list[Path]:
 
 
 def compare(archived: Path, rerun: Path, tolerance: float) -> list[str]:
-    """Each rerun's post- and pre-cost policy figures against the archived run of the same
-    ablation and seed: the differences beyond `tolerance` (absolute), named."""
+    """Each rerun's post- and pre-cost policy figures, and its test-universe walks, against the
+    archived run of the same ablation and seed: the differences beyond `tolerance` (absolute),
+    named. A policy one side lacks is a difference; a metric only the newer code records (the
+    archive predates it) is not compared."""
     reference = {(run.ablation, run.seed): run for run in find_runs(archived)}
     problems = []
     for run in find_runs(rerun):
@@ -92,19 +94,39 @@ def compare(archived: Path, rerun: Path, tolerance: float) -> list[str]:
         if key not in reference:
             problems.append(f"{run.path}: no archived run of ablation {key[0]}, seed {key[1]}")
             continue
+        where = f"ablation {key[0]}, seed {key[1]}"
         for section in ("policies", "pre_cost"):
             mine, theirs = run.summaries(section), reference[key].summaries(section)
-            for policy in sorted(set(mine) | set(theirs)):
-                for metric, value in (mine.get(policy) or {}).items():
-                    other = (theirs.get(policy) or {}).get(metric)
-                    if value is None or other is None:
-                        differs = value != other
-                    else:
-                        differs = abs(value - other) > tolerance
-                    if differs:
-                        problems.append(f"ablation {key[0]}, seed {key[1]}, {section} {policy} {metric}: "
-                                        f"rerun {value} vs archived {other}")
+            for policy in sorted(set(mine) ^ set(theirs)):
+                problems.append(f"{where}, {section}: policy {policy} in only one of rerun and archive")
+            for policy in sorted(set(mine) & set(theirs)):
+                for metric in sorted(set(mine[policy]) & set(theirs[policy])):
+                    if _differs(mine[policy][metric], theirs[policy][metric], tolerance):
+                        problems.append(f"{where}, {section} {policy} {metric}: rerun {mine[policy][metric]} "
+                                        f"vs archived {theirs[policy][metric]}")
+        problems += _compare_universes(run, reference[key], where, tolerance)
     return problems
+
+
+def _differs(value: float | None, other: float | None, tolerance: float) -> bool:
+    if value is None or other is None:
+        return value != other
+    return abs(value - other) > tolerance
+
+
+def _compare_universes(run: Run, reference: Run, where: str, tolerance: float) -> list[str]:
+    """The universe walks' Sharpe ratios, when both runs have them."""
+    mine, theirs = run.folder.universes(), reference.folder.universes()
+    if mine is None or theirs is None:
+        return []
+    joined = mine.merge(theirs, on=["universe", "policy"], how="outer", suffixes=("", "_archived"))
+    return [f"{where}, universe {row.universe} {row.policy} sharpe: rerun {row.sharpe} "
+            f"vs archived {row.sharpe_archived}"
+            for row in joined.itertuples() if _differs(_plain(row.sharpe), _plain(row.sharpe_archived), tolerance)]
+
+
+def _plain(value: float) -> float | None:
+    return None if value is None or value != value else float(value)
 
 
 def main(argv: list[str] | None = None) -> None:
