@@ -94,7 +94,7 @@ def display(name: str) -> str:
 
 @dataclass
 class ReportConfig:
-    """What the report reads, computes and where it writes (`configs/report.yaml`; every field
+    """What the report reads, computes and where it writes (`configs/eval/report.yaml`; every field
     is a command-line key)."""
 
     runs: str = MISSING                 # a folder of finished runs (a sweep or an experiment)
@@ -727,7 +727,7 @@ def report(options: ReportConfig) -> Report:
     return result
 
 
-@hydra.main(config_path="../configs", config_name="report", version_base="1.3")
+@hydra.main(config_path="../configs/eval", config_name="report", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     report(OmegaConf.to_object(cfg))
 

@@ -153,3 +153,15 @@ def test_regime_probes_read_the_decision_logs_against_the_ground_truth(tiny_repo
     assert macros["ProbeTilt"] != "--" and macros["ProbeTiltLow"] != "--"
     # this short test split has no volatile bar: the de-risking question has no answer here
     assert "volatile" not in probes and macros["ProbeAppetiteDelta"] == "--"
+
+
+def test_the_command_line_takes_market_and_budget_as_its_own_keys():
+    """`market=` and `budget=` choose the setting: they are not the training config groups."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "eval"
+    with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
+        cfg = compose("report", overrides=["runs=runs/x", "market=us_markets", "budget=paper"])
+    assert (cfg.runs, cfg.market, cfg.budget) == ("runs/x", "us_markets", "paper")
