@@ -144,9 +144,9 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert metrics["training"]["world_size"] == 2
 
 
-def compose_entry(name: str, *overrides: str):
-    """The typed config of another entry point (configs/<name>.yaml), as its command line makes it."""
-    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+def compose_entry(name: str, *overrides: str, folder: str = CONFIGS):
+    """The typed config of another entry point (<folder>/<name>.yaml), as its command line makes it."""
+    with initialize_config_dir(config_dir=folder, version_base="1.3"):
         return OmegaConf.to_object(compose(name, overrides=list(overrides)))
 
 
@@ -180,6 +180,6 @@ def test_the_report_scores_the_learned_policy_on_crash_paths(full_run, tmp_path)
 
     run_dir, _ = full_run
     report(compose_entry("report", f"runs={run_dir}", f"out={tmp_path / 'paper'}", "resamples=100", "crash_paths=1",
-                         "crash_policies=[equal_weight]"))
+                         "crash_policies=[equal_weight]", folder=f"{CONFIGS}/eval"))
     crash = (tmp_path / "paper" / "tables" / "crash.tex").read_text()
     assert "Hierarchy" in crash and "Equal weight" in crash and "did not load" not in crash
