@@ -36,7 +36,8 @@ import torch
 from envs.lake import DataLake, content_hash
 from envs.market_data import MarketData
 from envs.synthetic import generate
-from eval.backtest import Window, walk_window
+from eval.backtest import Window, tuned_oracle, walk_window
+from eval.oracle import ORACLE_COST_AWARE
 from eval.runs import find_runs
 from learners.run.folder import RunFolder, write_parquet
 from learners.run.restore import LEARNED_POLICIES, Policies, restore
@@ -76,10 +77,12 @@ def _cached_baseline_row(ws: Workspace, policies: Policies, name: str, window: W
                          rows: slice) -> dict:
     """`_walk_row` of baseline `name` from the data lake, computed on a miss. The key holds every
     input of the walk: the universe (market config and seed, rows), the baseline and its
-    calendar, the env settings, the risk limits and the run's seed (the random baseline's)."""
+    calendar, the env settings, the risk limits, the run's seed (the random baseline's) and the
+    cost-aware oracle's tuned parameters."""
     config = ws.config
+    tuned = tuned_oracle(ws).params if name == ORACLE_COST_AWARE else None      # what its tuning chose
     key = content_hash(SCHEMA_VERSION, config.market.synthetic, config.market.costs, seed, rows.start, rows.stop,
-                       name, config.hierarchy.meta_period, ws.settings.eval_env, config.risk, config.seed)
+                       name, config.hierarchy.meta_period, ws.settings.eval_env, config.risk, config.seed, tuned)
     computed: list[dict] = []
 
     def build(folder: Path) -> None:

@@ -76,3 +76,17 @@ def test_walks_are_deterministic_and_baselines_come_from_the_lake(workspace):
     assert list(first["policy"]) == names * 2 and set(first["universe"]) == {0, 1}
     assert (first["bars"] == workspace.splits.test.n_bars - 1).all() and not first["ruined"].any()
     assert first.groupby("universe")["sharpe"].nunique().eq(3).all()     # every walk its own numbers
+
+
+def test_the_cost_aware_oracle_is_cached_under_its_tuned_parameters(workspace, monkeypatch):
+    import eval.backtest as backtest
+    import eval.universes as universes
+    from eval.oracle import OracleParams, OracleTuning
+
+    policies = Policies(system=workspace.new_system())
+    tuned = universes.walk_universes(workspace, policies, ["oracle_cost_aware"], "test", 1)
+    other = OracleTuning(OracleParams(risk_aversion=5.0, band=0.0, rate=1.0), pd.DataFrame(), 0.0)
+    for module in (universes, backtest):                            # the key's and the walk's
+        monkeypatch.setattr(module, "tuned_oracle", lambda ws: other)
+    plain = universes.walk_universes(workspace, policies, ["oracle_cost_aware"], "test", 1)
+    assert plain.at[0, "turnover"] != tuned.at[0, "turnover"]     # not the cached walk of the other tuning
