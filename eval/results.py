@@ -272,6 +272,11 @@ def bench_figures(folder: Path) -> dict[str, float]:
     return figures
 
 
+def _number(value: float | None) -> float:
+    """A recorded figure; None is how JSON kept a NaN (e.g. the Sharpe ratio of a book that never traded)."""
+    return float("nan") if value is None else float(value)
+
+
 def walk_forward_table(group: RunGroup) -> pd.DataFrame | None:
     """Per walk-forward fold, averaged over the runs that recorded eval/walk_forward.json: its test
     window and each policy's out-of-sample Sharpe ratio; None when no run recorded one.
@@ -287,7 +292,7 @@ def walk_forward_table(group: RunGroup) -> pd.DataFrame | None:
         for k, fold in enumerate(record.get("folds", [])):
             try:
                 rows.append({"fold": k, "test_start": fold["test_start"], "test_end": fold["test_end"],
-                             **{p: float(m["sharpe"]) for p, m in fold["policies"].items()}})
+                             **{p: _number(m["sharpe"]) for p, m in fold["policies"].items()}})
             except (KeyError, TypeError) as error:
                 raise ValueError(f"{run.folder.eval_dir / 'walk_forward.json'}: fold {k} lacks {error}") from None
     frame = pd.DataFrame(rows)

@@ -85,6 +85,14 @@ def test_walk_forward_folds_are_tabled_when_recorded(tiny_sweep, tmp_path):
     assert list(table.columns) == ["test_start", "test_end", "hierarchy", "equal_weight"]
     np.testing.assert_allclose(table["hierarchy"], np.mean(expected, axis=0))
     assert len(table) == 3
+    # a fold in which a policy never traded recorded its NaN Sharpe as null: the seeds that have one
+    run = Run.load(root / "seed=0")
+    record = json.loads((run.path / "eval" / "walk_forward.json").read_text())
+    record["folds"][1]["policies"]["equal_weight"]["sharpe"] = None
+    (run.path / "eval" / "walk_forward.json").write_text(json.dumps(record))
+    table = walk_forward_table(group_runs(find_runs(root))[0])
+    other = json.loads((root / "seed=1" / "eval" / "walk_forward.json").read_text())["folds"][1]
+    assert table["equal_weight"].iloc[1] == pytest.approx(other["policies"]["equal_weight"]["sharpe"])
 
 
 def test_mixed_configs_are_refused_before_anything_is_written(tiny_sweep, tmp_path):
