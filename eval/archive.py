@@ -49,11 +49,11 @@ def archive_run(run: Run, out: RunFolder, primary: bool, first: bool) -> None:
     for policy in run.policies if primary else [run.learned_policy]:
         for kind in PRIMARY_FRAMES if primary else ("returns",):
             _copy(source.eval_dir / f"{policy}_{kind}.parquet", out.eval_dir / f"{policy}_{kind}.parquet")
+    decisions = source.decisions() if primary else None
+    if decisions is not None:
+        kept = [{key: record[key] for key in DECISION_KEYS} for record in decisions]
+        write_text(out.decisions_file, "".join(json.dumps(record) + "\n" for record in kept))
     if primary and first:
-        decisions = source.decisions()
-        if decisions is not None:
-            kept = [{key: record[key] for key in DECISION_KEYS} for record in decisions]
-            write_text(out.decisions_file, "".join(json.dumps(record) + "\n" for record in kept))
         _copy(source.eval_dir / "regimes.parquet", out.eval_dir / "regimes.parquet")
         try:
             checkpoint = source.final_checkpoint()

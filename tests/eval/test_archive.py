@@ -19,6 +19,7 @@ def test_the_report_builds_from_the_archive_alone(tiny_sweep, tmp_path):
     assert {p.name for p in full.iterdir()} >= {"metrics.json", "decisions.jsonl", "regimes.parquet",
                                                 "hierarchy_returns.parquet", "equal_weight_weights.parquet"}
     assert not list(full.glob("*_precost_*")) and not list(full.glob("*_costs.parquet"))
+    assert (out / "ablation=full,seed=1" / "eval" / "decisions.jsonl").exists()     # every primary seed's probes
     flat = {p.name for p in (out / "ablation=flat_ppo,seed=1" / "eval").iterdir()}
     assert flat == {"metrics.json", "flat_ppo_returns.parquet", "universes.parquet"}
     report(ReportConfig(runs=str(out), out=str(tmp_path / "paper"), resamples=50, crash_paths=1, crash_length=30,
