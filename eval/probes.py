@@ -9,14 +9,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from envs.market_data import MarketData
+from envs.market_data import GroundTruth, MarketData
+
+
+def ground_truth(market: MarketData) -> GroundTruth:
+    """The synthetic market's ground truth; a clear error for a market without one."""
+    if market.ground_truth is None:
+        raise ValueError(f"market '{market.name}' has no ground truth: no regime probes")
+    return market.ground_truth
 
 
 def regime_series(market: MarketData) -> pd.Series:
     """The true regime's name at each bar of a synthetic market, indexed by timestamp."""
-    truth = market.ground_truth
-    if truth is None:
-        raise ValueError(f"market '{market.name}' has no ground truth: no regime probes")
+    truth = ground_truth(market)
     names = np.asarray(truth.regime_names)[truth.regime]
     return pd.Series(names, index=pd.Index(market.timestamps, name="timestamp"), name="regime")
 
@@ -40,9 +45,7 @@ def domain_sharpe_by_regime(market: MarketData, rows: slice | None = None) -> pd
     """Each domain's conditional Sharpe ratio in each true regime (annualised): per bar and
     instrument the ground truth's expected next-bar log return over its conditional volatility,
     averaged over the domain's instruments and the regime's bars of `rows` (default: all)."""
-    truth = market.ground_truth
-    if truth is None:
-        raise ValueError(f"market '{market.name}' has no ground truth: no regime probes")
+    truth = ground_truth(market)
     rows = rows or slice(None)
     ratio = truth.expected_returns[rows] / truth.conditional_vol[rows] * np.sqrt(market.bars_per_year)   # (T, N)
     regime = np.asarray(truth.regime_names)[truth.regime[rows]]
@@ -54,9 +57,7 @@ def domain_sharpe_by_regime(market: MarketData, rows: slice | None = None) -> pd
 def realised_vol_by_regime(market: MarketData, rows: slice | None = None) -> pd.Series:
     """The equal-weight book's annualised volatility of log returns in each true regime."""
     rows = rows or slice(None)
-    truth = market.ground_truth
-    if truth is None:
-        raise ValueError(f"market '{market.name}' has no ground truth: no regime probes")
+    truth = ground_truth(market)
     returns = pd.Series(market.log_returns[rows].mean(axis=1))
     regime = np.asarray(truth.regime_names)[truth.regime[rows]]
     return returns.groupby(regime).std(ddof=1) * np.sqrt(market.bars_per_year)
