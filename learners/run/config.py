@@ -112,6 +112,21 @@ class EvaluationConfig:
 
 
 @dataclass
+class SearchConfig:
+    """A run as one trial of a hyperparameter search (`configs/search/`, hydra's Optuna sweeper).
+    A trial's objective is its best validation Sharpe (the checkpoint selection's own figure: the
+    test split is never walked); `prune` stops a trial whose best validation Sharpe so far lies
+    below the median of the finished trials' at the same phase and env step (Optuna's median
+    rule, read from the sweep folder, since hydra's sweeper cannot prune a job it launched)."""
+
+    trial: bool = False
+    prune: bool = False
+    startup_trials: int = 3          # finished trials in the sweep folder before any trial is pruned
+    warmup_validations: int = 2      # a phase's validations (its untrained start included) before it can be
+                                     # pruned
+
+
+@dataclass
 class LearnerConfig:
     """The three learners' hyperparameters (the `learner/` config group)."""
 
@@ -149,6 +164,7 @@ class TrainConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     resume: bool = False         # continue this run folder (hydra.run.dir=...) from its last checkpoints
     init_from: str = ""          # a run folder whose checkpoints the first phase here starts from
     # A control experiment, never a strategy: the next bar's return enters the observations (the
@@ -213,6 +229,7 @@ RANGES: dict[str, Range] = {
     "evaluation.walk_forward.step": COUNT, "evaluation.walk_forward.purge": NATURAL,
     "evaluation.walk_forward.validation_fraction": FRACTION, "evaluation.walk_forward.folds": NATURAL,
     "evaluation.walk_forward.steps_scale": POSITIVE,
+    "search.startup_trials": COUNT, "search.warmup_validations": COUNT,
 }
 
 
