@@ -44,17 +44,25 @@ clean:
 # Debian's LaTeX packages the paper needs (booktabs, natbib, hyperref, times; latexmk drives it).
 LATEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
-# The sweep behind the paper: every ablation x 5 seeds at this budget (a small one: PAPER_BUDGET=smoke),
-# PAPER_JOBS runs at a time (one torch thread each), each run in <sweep>/<ablation>-seed<s>/; then its
-# compact archive in paper/results/ (committed: `make paper` builds from it) and the report on the archive
-# (REPORT_ARGS: hydra keys of eval.report, e.g. resamples=1000).
+# The sweep behind the paper: every ablation x seeds at this budget (a small one: PAPER_BUDGET=smoke),
+# each run in <sweep>/<ablation>-seed<s>/, launched by hydra's LAUNCHER (configs/hydra/launcher/):
+#   local        PAPER_JOBS runs at a time on this machine (joblib; one torch thread each)
+#   slurm        a SLURM job array (submitit), e.g. LAUNCHER_ARGS="hydra.launcher.partition=cpu"
+#   ray          Ray tasks, e.g. LAUNCHER_ARGS="hydra.launcher.ray.init.address=auto"
+#   basic        one run after the other; slurm_local: the SLURM launcher's code path on this machine
+# (README, "Running on a cluster"). A failed run does not stop the others: the sweep folder records
+# every job's status (python -m learners.run.sweep <sweep>) and the report names the missing runs.
+# Then the sweep's compact archive in paper/results/ (committed: `make paper` builds from it) and the
+# report on the archive (REPORT_ARGS: hydra keys of eval.report, e.g. resamples=1000).
 PAPER_BUDGET ?= paper
 PAPER_JOBS ?= 2
-PAPER_ABLATIONS := full no_meta cql no_sentiment no_regime no_risk_penalty flat_ppo
+LAUNCHER ?= local
+LAUNCHER_ARGS ?=
 # seeds of the primary row (full) and the flat PPO; the other ablations run PAPER_ABLATION_SEEDS, each
 # compared with full on those seeds x the test universes (eval.power)
 PAPER_SEEDS := 0 1 2 3 4
 PAPER_ABLATION_SEEDS := 0 1 2
+PAPER_ABLATIONS := no_meta cql no_sentiment no_regime no_risk_penalty
 PAPER_SWEEP := runs/paper/sweep_$(shell date +%Y-%m-%d_%H-%M-%S)
 PAPER_RESULTS := paper/results
 REPORT_ARGS ?=
@@ -63,32 +71,36 @@ REPORT_ARGS ?=
 # reads the primary row only
 WALK_FORWARD_FOLDS ?= 4
 WALK_FORWARD_SCALE ?= 0.25
-WALK_FORWARD = evaluation.walk_forward.enabled=true evaluation.walk_forward.folds=$(WALK_FORWARD_FOLDS) \
-	evaluation.walk_forward.steps_scale=$(WALK_FORWARD_SCALE)
-PAPER_RUN = $(PY) -m learners.train phase=all budget=$(PAPER_BUDGET) experiment=paper \
-	ablation=$$0 seed=$$1 $$([ $$0 = full ] && echo "$(WALK_FORWARD)")
-# make paper-check: these runs again, compared with the archive (0: identical, as on the machine that made it)
-PAPER_CHECK_RUNS ?= full:0 full:1
+WALK_FORWARD = 'evaluation.walk_forward.enabled="$${eq:$${ablation.name},full}"' \
+	evaluation.walk_forward.folds=$(WALK_FORWARD_FOLDS) evaluation.walk_forward.steps_scale=$(WALK_FORWARD_SCALE)
+comma := ,
+empty :=
+space := $(empty) $(empty)
+listed = $(subst $(space),$(comma),$(strip $(1)))
+# one hydra multirun of the sweep into folder $(1) (the sweep's parameters follow)
+SWEEP = $(PY) -m learners.train -m phase=all budget=$(PAPER_BUDGET) experiment=paper \
+	hydra/launcher=$(if $(filter ray,$(LAUNCHER)),ray_cluster,$(LAUNCHER)) \
+	$(if $(filter local,$(LAUNCHER)),hydra.launcher.n_jobs=$(PAPER_JOBS)) $(LAUNCHER_ARGS) \
+	hydra.sweep.dir=$(1) 'hydra.sweep.subdir=$${ablation.name}-seed$${seed}'
+# make paper-check: these seeds of full again, compared with the archive (0: identical, as on the machine
+# that made it)
+PAPER_CHECK_SEEDS ?= 0 1
 PAPER_CHECK_TOLERANCE ?= 0
 
 .PHONY: paper paper-experiments paper-check
 
+# the primary row and the flat PPO in one multirun, the ablations in a second (fewer seeds); a multirun
+# that ends with failed jobs does not stop the target: the report names what is missing
 paper-experiments: setup
-	@mkdir -p $(PAPER_SWEEP)
-	for a in $(PAPER_ABLATIONS); do case $$a in full|flat_ppo) seeds="$(PAPER_SEEDS)";; *) seeds="$(PAPER_ABLATION_SEEDS)";; \
-		esac; for s in $$seeds; do echo $$a $$s; done; done | \
-		xargs -P $(PAPER_JOBS) -L 1 sh -c '$(PAPER_RUN) \
-		hydra.run.dir=$(PAPER_SWEEP)/$$0-seed$$1 > $(PAPER_SWEEP)/$$0-seed$$1.log 2>&1 \
-		|| echo "run ablation=$$0 seed=$$1 failed: see $(PAPER_SWEEP)/$$0-seed$$1.log"'
+	-$(call SWEEP,$(PAPER_SWEEP)) ablation=full,flat_ppo seed=$(call listed,$(PAPER_SEEDS)) $(WALK_FORWARD)
+	-$(call SWEEP,$(PAPER_SWEEP)) ablation=$(call listed,$(PAPER_ABLATIONS)) seed=$(call listed,$(PAPER_ABLATION_SEEDS))
+	$(PY) -m learners.run.sweep $(PAPER_SWEEP)
 	$(PY) -m eval.archive $(PAPER_SWEEP) $(PAPER_RESULTS)
 	$(PY) -m eval.report runs=$(PAPER_RESULTS) $(REPORT_ARGS)
 
 paper-check: setup
 	$(eval CHECK := runs/paper-check/$(shell date +%Y-%m-%d_%H-%M-%S))
-	@mkdir -p $(CHECK)
-	for run in $(PAPER_CHECK_RUNS); do echo $$run | tr : ' '; done | \
-		xargs -P $(PAPER_JOBS) -L 1 sh -c '$(PAPER_RUN) \
-		hydra.run.dir=$(CHECK)/$$0-seed$$1 > $(CHECK)/$$0-seed$$1.log 2>&1'
+	$(call SWEEP,$(CHECK)) ablation=full seed=$(call listed,$(PAPER_CHECK_SEEDS)) $(WALK_FORWARD)
 	$(PY) -m eval.archive --compare $(PAPER_RESULTS) $(CHECK) --tolerance $(PAPER_CHECK_TOLERANCE)
 
 paper: setup

@@ -5,6 +5,8 @@
     python -m learners.train phase=3 init_from=runs/default/<timestamp>   # joint, from an earlier run
     python -m learners.train phase=all budget=demo
     python -m learners.train -m ablation=full,no_meta seed=0,1,2          # a sweep
+    python -m learners.train -m ablation=full,no_meta seed=0,1,2 hydra/launcher=local   # in parallel
+    python -m learners.train -m hpo=hierarchy hydra.sweeper.n_trials=40   # a hyperparameter search
     python -m learners.train phase=all resume=true hydra.run.dir=runs/default/<timestamp>
 
 It composes `configs/train.yaml` (typed by `learners.run.config.TrainConfig`), builds the
@@ -19,6 +21,11 @@ folder is `runs/<experiment>/<timestamp>_<pid>`, so two runs started in the same
 share one, and one process writes it at a time. `resume=true` continues the run with the config
 recorded in its folder: an override on the command line must agree with it. The start prints a
 short summary and where the full config lies; the console is copied to the run's `train.log`.
+
+In a sweep (`-m`) each job is one run folder; a job that fails raises (hydra records it and the
+other jobs go on) and `learners.run.sweep` records the launcher and every job's status. A
+hyperparameter-search trial (`search.trial=true`, set by `configs/hpo/`) skips the test split
+and returns its validation Sharpe to the sweeper (`learners.experiment.search`).
 """
 
 from __future__ import annotations
@@ -29,17 +36,19 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from eval.oracle import EVALUATED_BASELINES, ORACLE_COST_AWARE
 from learners.experiment.curriculum import train_policies
 from learners.experiment.evaluation import evaluate, results_table
 from learners.experiment.loop import ConsoleLog, RunContext, TrainingStopped, open_log
+from learners.experiment.search import TrialPruned, TrialResult, trial_result
 from learners.experiment.walk_forward import run_walk_forward
 from learners.fabric import make_fabric
 from learners.run.config import TrainConfig, check_config, register_configs
@@ -49,6 +58,8 @@ from learners.run.workspace import Workspace
 
 register_configs()
 OmegaConf.register_new_resolver("pid", lambda: os.getpid(), replace=True)   # hydra.run.dir: one per process
+# a setting that depends on another: 'evaluation.walk_forward.enabled=${eq:${ablation.name},full}' (the Makefile)
+OmegaConf.register_new_resolver("eq", lambda a, b: a == b, replace=True)
 
 
 def check(config: TrainConfig) -> None:
@@ -127,11 +138,12 @@ def first_process() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
 
 
-def train(config: TrainConfig, run_dir: Path, overrides: Sequence[str] = ()) -> EvaluationRecord | None:
+def train(config: TrainConfig, run_dir: Path,
+          overrides: Sequence[str] = ()) -> EvaluationRecord | TrialResult | None:
     """Everything `main` does, given a resolved config and the run folder (`overrides`: the
-    command line, for the run's record); returns what the evaluation wrote to metrics.json (None
-    on processes other than rank 0). The run folder is held (`RunFolder.lock`) and the console
-    copied to its log while it trains."""
+    command line, for the run's record); returns what the evaluation wrote to metrics.json, or a
+    search trial's result (None on processes other than rank 0). The run folder is held
+    (`RunFolder.lock`) and the console copied to its log while it trains."""
     check(config)
     folder = RunFolder(run_dir)
     started = folder.started_phases()
@@ -151,7 +163,7 @@ def train(config: TrainConfig, run_dir: Path, overrides: Sequence[str] = ()) -> 
         return _train(config, folder)
 
 
-def _train(config: TrainConfig, folder: RunFolder) -> EvaluationRecord | None:
+def _train(config: TrainConfig, folder: RunFolder) -> EvaluationRecord | TrialResult | None:
     fabric = make_fabric(dataclasses.replace(config.fabric, seed=config.seed, log_dir=""))
     fabric.print(f"{'resuming' if config.resume else 'run'} {folder.path}: phase {config.phase}, ablation "
                  f"{config.ablation.name}, budget {config.budget.name}, seed {config.seed}, market "
@@ -166,9 +178,18 @@ def _train(config: TrainConfig, folder: RunFolder) -> EvaluationRecord | None:
                  f"warm-up {ws.warmup_bars} bars; effective settings: {folder.settings_file}"
                  + ("; CONTROL: next-bar returns leak into the observations" if config.leak_next_return else ""))
     ctx = RunContext(ws, fabric, folder, config.resume)
-    policies, training = train_policies(ctx)
+    try:
+        policies, training = train_policies(ctx)
+    except TrialPruned as pruned:
+        fabric.print(f"search trial pruned: {pruned}")
+        return trial_result(folder, pruned) if fabric.global_rank == 0 else None
     if fabric.global_rank != 0:
         return None
+    if config.search.trial:
+        result = trial_result(folder)
+        print(f"search trial: objective {result.objective:+.4f} (best validation Sharpe of {result.phase}); "
+              f"the test split is not walked")
+        return result
     if config.evaluation.walk_forward.enabled:
         run_walk_forward(ctx)
     record = evaluate(ctx, policies, _accumulated(training, earlier, ws))
@@ -177,8 +198,21 @@ def _train(config: TrainConfig, folder: RunFolder) -> EvaluationRecord | None:
     return record
 
 
+class JobFailed(RuntimeError):
+    """A sweep's job could not start or stopped: raised (not sys.exit) so that hydra records the
+    job as failed and the launcher goes on with the others."""
+
+
+def _stop(message: str) -> NoReturn:
+    """End the process with `message` (a single run), or fail the job (one job of a sweep)."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise JobFailed(message)
+    sys.exit(message)
+
+
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Train one run; a search trial returns its objective to the sweeper."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     overrides = list(HydraConfig.get().overrides.task)
     folder = RunFolder(run_dir)
@@ -188,15 +222,16 @@ def main(cfg: DictConfig) -> None:
             config = resumed_config(folder, cfg, overrides)
         check(config)
     except (ValueError, FileNotFoundError) as error:
-        if first_process():
+        if first_process() and HydraConfig.get().mode != RunMode.MULTIRUN:
             folder.discard_if_unused()
-        sys.exit(f"learners.train: refused to start: {error}")
+        _stop(f"learners.train: refused to start: {error}")
     try:
-        train(config, run_dir, overrides)
+        result = train(config, run_dir, overrides)
     except TrainingStopped as stopped:
-        sys.exit(f"training stopped: {stopped}")
+        _stop(f"training stopped: {stopped}")
     except (RunFolderLocked, FileExistsError) as refused:
-        sys.exit(f"learners.train: {refused}")
+        _stop(f"learners.train: {refused}")
+    return result.objective if isinstance(result, TrialResult) else None
 
 
 if __name__ == "__main__":

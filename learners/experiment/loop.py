@@ -6,7 +6,8 @@ Every rollout reseeds torch from (seed, phase, rollout, rank), so a run resumed 
 checkpoint repeats exactly what it would have done. A phase keeps `best.ckpt` by validation
 Sharpe (never the test split; its untrained start competes too) and `last.ckpt` every
 `curriculum.checkpoint_every` rollouts; a NaN or exploding loss stops the run naming the loss and
-the rollout, with the last good checkpoint left in place.
+the rollout, with the last good checkpoint left in place. A hyperparameter-search trial may stop
+at a validation by the median rule (`learners.experiment.search`).
 
 What the user sees: a progress line per phase (rollouts, env-steps/s, ETA, the last validation
 Sharpe), redrawn in place on a terminal and kept out of the run's log; without a terminal, a
@@ -30,6 +31,7 @@ from lightning.fabric import Fabric
 from torch.utils.tensorboard import SummaryWriter
 
 from buffers.replay import ReplayBuffer
+from learners.experiment.search import MedianRule, TrialPruned
 from learners.run.config import TrainConfig
 from learners.run.folder import RunFolder
 from learners.run.settings import RunSettings
@@ -174,6 +176,7 @@ class PhaseLoop:
         self.checkpoints = ctx.folder.checkpoints(phase)
         self.replay_rows = self.checkpoints.replay
         self.best_sharpe = -np.inf
+        self.validations, self.pruner = 0, MedianRule(ctx.config.search, ctx.folder)
         self.log = PhaseLog(ctx, phase)
         self.progress: Progress | None = None
         self.started, self.wall_before = time.perf_counter(), 0.0
@@ -200,6 +203,13 @@ class PhaseLoop:
         if sharpe > self.best_sharpe or not self.checkpoints.exists("best"):
             self.best_sharpe = max(sharpe, self.best_sharpe)
             self._save("best", iteration, env_steps)
+        self.validations += 1
+        fabric = self.ctx.fabric
+        median = self.pruner.verdict(self.phase, self.validations, env_steps, self.best_sharpe) \
+            if fabric.global_rank == 0 else None
+        median = fabric.broadcast(median, src=0)          # every process stops together
+        if median is not None:
+            raise TrialPruned(self.phase, env_steps, self.best_sharpe, median)
 
     def _resume(self, rollouts: int) -> int:
         """The first rollout to run: after the last checkpoint's when resuming (its state
