@@ -9,9 +9,11 @@ policy's post-cost returns, weights and contributions (significance, cost stress
 tables) and the decision log's allocations and risk appetite (the allocation figure and the
 regime probes); its first seed also keeps the detected regimes and its final policy's weights alone
 (`<phase>/checkpoints/best.ckpt` with the system or agent: the crash-path table). Optimizers,
-replays, TensorBoard events and pre-cost frames stay behind.
+replays, TensorBoard events and pre-cost frames stay behind. The sweep's records (its launcher,
+every job's status) are kept, and so are the trial records of the hyperparameter searches named
+with `--searches` (in `searches/`): the report names the missing runs and counts the trials.
 
-    python -m eval.archive runs/paper/sweep_<stamp> paper/results
+    python -m eval.archive runs/paper/sweep_<stamp> paper/results [--searches runs/search/hpo_<stamp>]
     python -m eval.archive --compare paper/results runs/paper-check/<stamp> --tolerance 0
 """
 
@@ -27,6 +29,7 @@ import torch
 
 from eval.runs import Run, find_runs, group_runs
 from learners.run.folder import RunFolder
+from learners.run.sweep import JOB_FILE, SWEEP_FILE, TRIAL_FILE, search_trials
 from storage.atomic import atomic_path, write_text
 
 PRIMARY = "full"
@@ -68,8 +71,23 @@ def archive_run(run: Run, out: RunFolder, primary: bool, first: bool) -> None:
         out.checkpoints(phase).folder.joinpath("done").touch()
 
 
-def archive(root: Path, out: Path) -> list[Path]:
-    """Archive every finished run under `root` into `out/<run folder name>/` (replacing `out`)."""
+def archive_records(root: Path, out: Path, searches: list[Path]) -> None:
+    """The sweep's records (`sweep.jsonl`, every job's `job.json`: the report names the runs that
+    did not finish from them) and each hyperparameter search's (its records, `optimization_results.yaml`
+    and every trial's `search.json`: the report counts its trials) into `out/searches/<name>/`."""
+    for record in [*root.rglob(SWEEP_FILE), *root.rglob(JOB_FILE)]:
+        _copy(record, out / record.relative_to(root))
+    for search in searches:
+        if not search_trials(search):
+            raise FileNotFoundError(f"{search}: no trial of a hyperparameter search ({TRIAL_FILE}) under it")
+        for record in [*search.rglob(SWEEP_FILE), *search.rglob("optimization_results.yaml"),
+                       *search.rglob(TRIAL_FILE), *search.rglob(JOB_FILE)]:
+            _copy(record, out / "searches" / search.name / record.relative_to(search))
+
+
+def archive(root: Path, out: Path, searches: list[Path] = ()) -> list[Path]:
+    """Archive every finished run under `root` into `out/<run folder name>/` (replacing `out`),
+    with the sweep's and the `searches`' records (`archive_records`)."""
     groups = group_runs(find_runs(root))
     if out.exists():
         shutil.rmtree(out)
@@ -79,6 +97,7 @@ def archive(root: Path, out: Path) -> list[Path]:
             target = RunFolder(out / run.path.name)
             archive_run(run, target, group.ablation == PRIMARY, k == 0)
             written.append(target.path)
+    archive_records(root, out, list(searches))
     return written
 
 
@@ -135,13 +154,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("target", type=Path, help="the archive to write (or, with --compare, the rerun)")
     parser.add_argument("--compare", action="store_true", help="compare a rerun with the archive instead")
     parser.add_argument("--tolerance", type=float, default=0.0, help="absolute, for --compare")
+    parser.add_argument("--searches", type=Path, nargs="*", default=[],
+                        help="hyperparameter-search folders whose trials the report counts in the deflated Sharpe")
     args = parser.parse_args(argv)
     if args.compare:
         problems = compare(args.source, args.target, args.tolerance)
         print(json.dumps({"differences": len(problems)}))
         print("\n".join(problems))
         sys.exit(1 if problems else 0)
-    written = archive(args.source, args.target)
+    written = archive(args.source, args.target, args.searches)
     size = sum(p.stat().st_size for p in args.target.rglob("*") if p.is_file())
     print(f"archived {len(written)} runs into {args.target} ({size / 1e6:.1f} MB)")
 

@@ -46,14 +46,19 @@ def paired_sharpe_tests(policy: np.ndarray, baselines: dict[str, np.ndarray], n_
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def deflated_sharpe(returns: np.ndarray, periods_per_year: float = metrics.TRADING_DAYS) -> pd.DataFrame:
-    """One row per run (column of `returns`): its Sharpe ratio, PSR against zero, and DSR with the
-    number of trials = the number of runs and the variance of their Sharpe ratios (NaN for a
-    single run, which has no selection to deflate)."""
+def deflated_sharpe(returns: np.ndarray, periods_per_year: float = metrics.TRADING_DAYS,
+                    n_trials: int | None = None) -> pd.DataFrame:
+    """One row per run (column of `returns`): its Sharpe ratio, PSR against zero, and DSR with
+    `n_trials` trials (default: the number of runs; a hyperparameter search adds its trials) and
+    the variance of the runs' Sharpe ratios (NaN for a single run, which has no selection to
+    deflate)."""
     r = np.asarray(returns, dtype=np.float64)
     estimate = estimate_sharpe(r, 0.0, periods_per_year)
     n_runs = r.shape[1]
-    dsr = (deflated_sharpe_ratio(estimate, n_runs, float(np.var(estimate.sharpe, ddof=1)))
+    n_trials = n_runs if n_trials is None else n_trials
+    if n_trials < n_runs:
+        raise ValueError(f"n_trials={n_trials} is fewer than the {n_runs} runs it selects among")
+    dsr = (deflated_sharpe_ratio(estimate, n_trials, float(np.var(estimate.sharpe, ddof=1)))
            if n_runs >= 2 else np.full(n_runs, np.nan))
     return pd.DataFrame({"sharpe": estimate.sharpe, "psr": probabilistic_sharpe_ratio(estimate, 0.0), "dsr": dsr})
 

@@ -45,6 +45,7 @@ from eval.runs import Run, RunGroup, find_runs, group_runs
 from eval.slices import regime_labels
 from eval.stress import CRISIS_WINDOWS, crash_scenarios, crash_stress
 from learners.run.restore import LEARNED_POLICIES, restore
+from learners.run.sweep import SWEEP_FILE, SweepJob, missing_jobs, search_trials
 from storage.atomic import write_text
 
 TABLES: tuple[str, ...] = ("main", "precost", "risk", "var_backtests", "regimes_detected", "regimes_true",
@@ -111,6 +112,8 @@ class ReportConfig:
     seed: int = 0
     market: str | None = None           # the setting, when the folder holds several
     budget: str | None = None
+    # hyperparameter-search folders whose trials count in the deflated Sharpe ratio, besides those under `runs`
+    searches: list[str] = field(default_factory=list)
 
 
 ConfigStore.instance().store(name="report_schema", node=ReportConfig)
@@ -165,6 +168,9 @@ class Report:
         self.history, self.market, self.market_problem = self._rebuild_market()
         self.cost_stress: pd.DataFrame | None = None
         self.leaked = [g.ablation for g in groups if any(r.evaluation.leak_next_return for r in g.runs)]
+        self.missing = missing_runs(options.runs)
+        self.searches = {folder: trials for root in [options.runs, *options.searches]
+                         for folder, trials in search_trials(root).items()}
         if self.leaked:
             print(f"warning: rows {self.leaked} are control runs that see the next bar's return "
                   "(leak_next_return): never a strategy")
@@ -615,15 +621,18 @@ class Report:
 
     def overfitting_table(self) -> None:
         sweep = results.sweep_returns(self.groups)
-        trials = results.trials_table(sweep, self.periods)
+        searched = sum(self.searches.values())
+        trials = results.trials_table(sweep, self.periods, sweep.shape[1] + searched)
         primary = trials.loc[self.primary.ablation]
         best = trials["sharpe"].idxmax()
-        rows = [["Trials (runs in the sweep)", str(len(trials))],
+        rows = [["Trials: runs in the sweep", str(len(trials))],
+                ["Trials: hyperparameter-search trials", str(searched)],
                 [f"PSR of {display(self.learned)} (mean over seeds)", number(primary["psr"].mean(), 3)],
                 [f"DSR of {display(self.learned)} (mean over seeds)", number(primary["dsr"].mean(), 3)],
                 [f"Best trial: {display(best[0])}, seed {best[1]}, Sharpe", number(trials.at[best, "sharpe"])],
                 ["DSR of the best trial", number(trials.at[best, "dsr"], 3)]]
-        self.define("num", "trials", value=str(len(trials)))
+        self.define("num", "trials", value=str(len(trials) + searched))
+        self.define("num", "search", "trials", value=str(searched))
         self.define("psr", "learned", value=number(primary["psr"].mean(), 3))
         self.define("dsr", "learned", value=number(primary["dsr"].mean(), 3))
         self.define("dsr", "best", value=number(trials.at[best, "dsr"], 3))
@@ -682,8 +691,12 @@ class Report:
     def runs_table(self) -> None:
         rows = [[display(g.ablation), escape(g.market), escape(g.budget), escape(", ".join(map(str, g.seeds))),
                  str(len(g.runs))] for g in self.groups]
-        note = (f"Control runs that see the next bar's return (leak_next_return): {', '.join(self.leaked)}."
-                if self.leaked else None)
+        notes = [f"Control runs that see the next bar's return (leak_next_return): {', '.join(self.leaked)}."
+                 if self.leaked else "",
+                 f"Missing runs (failed or never finished): {', '.join(job.name for job in self.missing)}."
+                 if self.missing else ""]
+        note = " ".join(n for n in notes if n) or None
+        self.define("num", "missing", "runs", value=str(len(self.missing)))
         self.table("runs", latex.tabular(["Ablation", "Market", "Budget", "Seeds", "Runs"], rows, align="lllrr",
                                          footnote=note))
 
@@ -711,6 +724,11 @@ class Report:
             figures.placeholder_figure(self.market_problem, self.figures / "costs.pdf")
 
 
+def missing_runs(root: str | Path) -> list[SweepJob]:
+    """The jobs of every sweep under `root` (folders with `sweep.jsonl`) that did not finish."""
+    return [job for record in sorted(Path(root).rglob(SWEEP_FILE)) for job in missing_jobs(record.parent)]
+
+
 def report(options: ReportConfig) -> Report:
     """Find, group and report the runs under `options.runs` (see the module docstring)."""
     groups = select_setting(group_runs(find_runs(options.runs)), options.market, options.budget)
@@ -721,6 +739,10 @@ def report(options: ReportConfig) -> Report:
             print(f"    {run.path}")
     started = time.perf_counter()
     result = Report(groups, options)
+    for job in result.missing:
+        print(f"warning: missing run: {job.describe()}")
+    for folder, trials in result.searches.items():
+        print(f"hyperparameter search {folder}: {trials} trials, counted in the deflated Sharpe ratio")
     result.write()
     print(f"wrote {len(TABLES)} tables, macros and {len(FIGURES)} figures under {options.out} "
           f"in {time.perf_counter() - started:.1f} s")

@@ -173,9 +173,10 @@ def sweep_returns(groups: list[RunGroup]) -> pd.DataFrame:
     return joined
 
 
-def trials_table(sweep: pd.DataFrame, periods_per_year: float) -> pd.DataFrame:
-    """`eval.inference.deflated_sharpe` of every run of the sweep, indexed (ablation, seed)."""
-    return deflated_sharpe(sweep.to_numpy(), periods_per_year).set_axis(sweep.columns)
+def trials_table(sweep: pd.DataFrame, periods_per_year: float, n_trials: int | None = None) -> pd.DataFrame:
+    """`eval.inference.deflated_sharpe` of every run of the sweep, indexed (ablation, seed), with
+    `n_trials` trials (default: the sweep's runs)."""
+    return deflated_sharpe(sweep.to_numpy(), periods_per_year, n_trials).set_axis(sweep.columns)
 
 
 def ablation_table(groups: list[RunGroup], n_resamples: int, seed: int) -> pd.DataFrame:

@@ -26,10 +26,15 @@ from storage.atomic import atomic_path
 @dataclass
 class FabricConfig:
     """How and where a learner runs. `strategy="ddp"` with `devices=2` trains data-parallel
-    (on CPU through gloo): each process steps its own envs and gradients are averaged."""
+    (on CPU through gloo): each process steps its own envs and gradients are averaged. Across
+    machines, `num_nodes` x `devices` processes are started by the cluster, one command per
+    process (`srun` under SLURM, `torchrun --nnodes ... --node_rank ...` elsewhere), and Fabric
+    reads each one's rank and the rendezvous from the environment they set (README, "Running on
+    a cluster")."""
 
     accelerator: str = "cpu"
     devices: int = 1
+    num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"   # or "bf16-mixed": forward passes run under fabric.autocast()
     seed: int = 0
@@ -47,8 +52,8 @@ def make_fabric(config: FabricConfig) -> Fabric:
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     loggers = [TensorBoardLogger(root_dir=config.log_dir, name=config.run_name)] if config.log_dir else []
-    fabric = Fabric(accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
-                    precision=config.precision, loggers=loggers)
+    fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
+                    strategy=config.strategy, precision=config.precision, loggers=loggers)
     fabric.launch()
     fabric.seed_everything(config.seed + fabric.global_rank, verbose=False)
     return fabric

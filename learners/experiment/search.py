@@ -21,10 +21,9 @@ import numpy as np
 
 from learners.run.config import SearchConfig
 from learners.run.folder import RunFolder
-from learners.run.sweep import JOB_FILE
+from learners.run.sweep import JOB_FILE, TRIAL_FILE
 from storage.atomic import write_json
 
-TRIAL_FILE = "search.json"
 CURRICULUM = ("phase1", "phase2", "phase3")      # a flat policy trains in phase1's folder
 
 

@@ -36,15 +36,8 @@ from storage.atomic import write_json
 
 SWEEP_FILE = "sweep.jsonl"
 JOB_FILE = "job.json"
+TRIAL_FILE = "search.json"      # a hyperparameter-search trial's result (learners.experiment.search)
 FINISHED = Path("eval") / "metrics.json"     # what a finished training run leaves (learners.run.folder)
-
-
-def short_name(target: str) -> str:
-    """A plugin's class path as the name users pick it by: '...JoblibLauncher' -> 'joblib'."""
-    name = target.rsplit(".", 1)[-1]
-    for suffix in ("Launcher", "Sweeper"):
-        name = name.removesuffix(suffix)
-    return name.lower()
 
 
 def expected_jobs(config: DictConfig) -> list[list[str]] | None:
@@ -68,8 +61,10 @@ class SweepRecord(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         launcher, sweeper = config.hydra.launcher, config.hydra.sweeper
+        choices = config.hydra.runtime.choices
         record = {"started": _now(), "host": socket.gethostname(), "pid": os.getpid(),
-                  "launcher": short_name(launcher._target_), "sweeper": short_name(sweeper._target_),
+                  "launcher": choices.get("hydra/launcher"), "sweeper": choices.get("hydra/sweeper"),
+                  "launcher_class": launcher._target_, "sweeper_class": sweeper._target_,
                   "launcher_settings": {key: value for key, value in OmegaConf.to_container(launcher).items()
                                         if key != "_target_"},
                   "command": list(config.hydra.overrides.task), "jobs": expected_jobs(config)}
@@ -113,6 +108,12 @@ class SweepJob:
     folder: Path | None
     status: str
     error: str = ""
+    varying: tuple[str, ...] = ()     # its overrides that differ between the sweep's jobs
+
+    @property
+    def name(self) -> str:
+        """Its run folder's name, or (never started) the overrides that tell it from the others."""
+        return self.folder.name if self.folder is not None else " ".join(self.varying or self.overrides)
 
     def describe(self) -> str:
         where = f" in {self.folder}" if self.folder is not None else ""
@@ -137,21 +138,34 @@ def sweep_jobs(folder: str | Path) -> list[SweepJob]:
         record = json.loads(path.read_text())
         started[tuple(record["overrides"])] = (path.parent, record)
     expected = [tuple(job) for record in sweep_records(folder) for job in record["jobs"] or []]
+    every = list(dict.fromkeys([*expected, *started]))
+    common = set.intersection(*map(set, every)) if every else set()
     jobs = []
-    for overrides in dict.fromkeys([*expected, *started]):
+    for overrides in every:
+        varying = tuple(item for item in overrides if item not in common)
         if overrides not in started:
-            jobs.append(SweepJob(overrides, None, "never started"))
+            jobs.append(SweepJob(overrides, None, "never started", varying=varying))
             continue
         run, record = started[overrides]
         # a search trial completes without a test evaluation
         status = "finished" if (run / FINISHED).exists() or record["status"] == "completed" else record["status"]
-        jobs.append(SweepJob(overrides, run, status, record.get("error", "") if status == "failed" else ""))
+        jobs.append(SweepJob(overrides, run, status, record.get("error", "") if status == "failed" else "", varying))
     return jobs
 
 
 def missing_jobs(folder: str | Path) -> list[SweepJob]:
     """The jobs of the sweep in `folder` that did not finish, in launch order."""
     return [job for job in sweep_jobs(folder) if job.status != "finished"]
+
+
+def search_trials(root: str | Path) -> dict[Path, int]:
+    """{search folder: trials it ran (pruned ones included)} for every hyperparameter search under
+    `root` (folders whose trials wrote `search.json`): the configurations tried before the runs
+    that are reported, which a deflated Sharpe ratio must count."""
+    counts: dict[Path, int] = {}
+    for trial in sorted(Path(root).rglob(TRIAL_FILE)):
+        counts[trial.parent.parent] = counts.get(trial.parent.parent, 0) + 1
+    return counts
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,6 +39,15 @@ def test_deflated_sharpe_counts_every_run_as_a_trial(returns):
     assert np.isnan(deflated_sharpe(returns[:, :1])["dsr"]).all()
 
 
+def test_deflated_sharpe_falls_as_the_trials_behind_the_selection_rise(returns):
+    """A hyperparameter search's trials count: searching more raises the bar every run must clear."""
+    dsr = [deflated_sharpe(returns, n_trials=n)["dsr"].to_numpy() for n in (4, 10, 100, 1000)]
+    np.testing.assert_array_equal(dsr[0], deflated_sharpe(returns)["dsr"])
+    assert all((later < earlier).all() for earlier, later in zip(dsr, dsr[1:]))
+    with pytest.raises(ValueError, match="n_trials=3 is fewer than the 4 runs"):
+        deflated_sharpe(returns, n_trials=3)
+
+
 def test_backtest_overfitting_picks_the_submatrices(returns):
     chosen, reference = backtest_overfitting(returns), probability_of_backtest_overfitting(returns, 16)
     np.testing.assert_array_equal(chosen.logits, reference.logits)

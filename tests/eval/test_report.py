@@ -173,3 +173,42 @@ def test_the_command_line_takes_market_and_budget_as_its_own_keys():
     with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
         cfg = compose("report", overrides=["runs=runs/x", "market=us_markets", "budget=paper"])
     assert (cfg.runs, cfg.market, cfg.budget) == ("runs/x", "us_markets", "paper")
+
+
+def test_search_trials_count_in_the_deflated_sharpe_and_missing_runs_are_named(tiny_sweep, tmp_path):
+    """A hyperparameter search's trials (its trials' search.json) join the sweep's runs as the
+    deflated Sharpe ratio's trials, lowering it; a sweep job that did not finish is named."""
+    from eval.report import Report
+    from learners.run.sweep import JOB_FILE, SWEEP_FILE, TRIAL_FILE
+
+    search = tmp_path / "search"
+    for k in range(40):
+        (search / f"trial{k}").mkdir(parents=True)
+        (search / f"trial{k}" / TRIAL_FILE).write_text(json.dumps({"objective": 0.1 * k, "pruned": k % 2 == 1}))
+    groups = group_runs(find_runs(tiny_sweep))
+    plain = Report(groups, ReportConfig(runs=str(tiny_sweep), out=str(tmp_path / "plain")))
+    searched = Report(groups, ReportConfig(runs=str(tiny_sweep), out=str(tmp_path / "searched"),
+                                           searches=[str(search)]))
+    for made in (plain, searched):
+        made.overfitting_table()
+    assert plain.macros.values["NumTrials"] == "6" and plain.macros.values["NumSearchTrials"] == "0"
+    assert searched.macros.values["NumTrials"] == "46" and searched.macros.values["NumSearchTrials"] == "40"
+    assert float(searched.macros.values["DsrBest"]) < float(plain.macros.values["DsrBest"]), (plain.macros.values, searched.macros.values)
+    assert "hyperparameter-search trials & 40" in (tmp_path / "searched" / "tables" / "overfitting.tex").read_text()
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(tiny_sweep / "ablation=full,seed=0", sweep / "full-seed0")
+    (sweep / "full-seed1").mkdir()
+    jobs = [["ablation=full", "seed=0"], ["ablation=full", "seed=1"], ["ablation=full", "seed=2"]]
+    (sweep / SWEEP_FILE).write_text(json.dumps({"started": "", "launcher": "local", "sweeper": "basic",
+                                                "jobs": jobs}) + "\n")
+    for k, name in enumerate(["full-seed0", "full-seed1"]):
+        (sweep / name / JOB_FILE).write_text(json.dumps({"num": k, "overrides": jobs[k],
+                                                         "status": ["completed", "failed"][k],
+                                                         "error": "JobFailed: seed=1 stopped"}))
+    partial = Report(group_runs(find_runs(sweep)), ReportConfig(runs=str(sweep), out=str(tmp_path / "partial")))
+    assert [job.name for job in partial.missing] == ["full-seed1", "seed=2"]
+    assert [job.status for job in partial.missing] == ["failed", "never started"]
+    partial.runs_table()
+    assert "Missing runs (failed or never finished): full-seed1, seed=2." in \
+        (tmp_path / "partial" / "tables" / "runs.tex").read_text()

@@ -1,9 +1,11 @@
 """The curriculum end to end at the smoke budget: every phase and `phase=all` write what they
 should, a later phase finds or runs the earlier one, a killed run resumes to the same numbers,
 the same seed gives the same metrics, a NaN loss stops the run keeping the last checkpoint, and
-data-parallel training runs on two CPU processes."""
+data-parallel training runs on two CPU processes, spawned by Fabric or started per node as a
+cluster does."""
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -134,14 +136,44 @@ def test_flat_ppo_ablation_trains_one_level(tmp_path, capsys):
     assert "phase2, phase3: skipped" in capsys.readouterr().out
 
 
-def test_ddp_on_two_cpu_processes(tmp_path):
-    run_dir = tmp_path / "ddp"
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """A data-parallel run of two processes Fabric spawns on this machine: its metrics."""
+    run_dir = tmp_path_factory.mktemp("ddp")
     done = subprocess.run([sys.executable, "-m", "learners.train", *SMOKE, "phase=all", "fabric.devices=2",
                            "fabric.strategy=ddp", f"hydra.run.dir={run_dir}"],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((run_dir / "eval" / "metrics.json").read_text())
+
+
+def test_ddp_on_two_cpu_processes(ddp_run):
+    assert ddp_run["training"]["world_size"] == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_node_training_as_a_cluster_starts_it(ddp_run, tmp_path):
+    """Two nodes of one process each, started the way a cluster starts them (one `torchrun
+    --nnodes 2 --node_rank k` per node, as `srun` does per task under SLURM): Fabric takes ranks
+    and the rendezvous from their environment, and the run equals the one-node run of two
+    processes (same seeds per rank, same averaged gradients)."""
+    run_dir, port = tmp_path / "nodes", _free_port()
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+                               f"--node_rank={k}", "--master_addr=127.0.0.1", f"--master_port={port}",
+                               "-m", "learners.train", *SMOKE, "phase=all", "fabric.num_nodes=2", "fabric.devices=1",
+                               "fabric.strategy=ddp", f"hydra.run.dir={run_dir}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in (0, 1)]
+    outputs = [node.communicate(timeout=900)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["training"]["world_size"] == 2
+    assert metrics["policies"] == ddp_run["policies"] and metrics["pre_cost"] == ddp_run["pre_cost"]
 
 
 def compose_entry(name: str, *overrides: str, folder: str = CONFIGS):
