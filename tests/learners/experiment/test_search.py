@@ -52,8 +52,8 @@ def test_the_median_rule_prunes_below_the_completed_trials_median(tmp_path):
 def test_an_optuna_smoke_search_writes_its_study_and_trial_count(tmp_path):
     sweep = tmp_path / "search"
     done = subprocess.run([sys.executable, "-m", "learners.train", "-m", "hpo=hierarchy", "budget=smoke",
-                           "market.synthetic.years=4", "evaluation.baselines=[equal_weight]", "hydra.sweeper.n_trials=3",
-                           "search.startup_trials=1", f"hydra.sweep.dir={sweep}"],
+                           "market.synthetic.years=4", "evaluation.baselines=[equal_weight]",
+                           "hydra.sweeper.n_trials=3", "search.startup_trials=1", f"hydra.sweep.dir={sweep}"],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     study = optuna.load_study(study_name="hierarchy", storage=f"sqlite:///{sweep / 'study.db'}")
