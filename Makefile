@@ -66,6 +66,9 @@ PAPER_ABLATIONS := no_meta cql no_sentiment no_regime no_risk_penalty
 PAPER_SWEEP := runs/paper/sweep_$(shell date +%Y-%m-%d_%H-%M-%S)
 PAPER_RESULTS := paper/results
 REPORT_ARGS ?=
+# hyperparameter searches (folders of learners.train -m hpo=...) whose trials the report counts in the
+# deflated Sharpe ratio: kept in the archive
+PAPER_SEARCHES ?=
 # the primary ablation's runs (full) also retrain on the last WALK_FORWARD_FOLDS walk-forward folds (windows
 # from evaluation.walk_forward), each at WALK_FORWARD_SCALE of the budget's env steps: the walk-forward table
 # reads the primary row only
@@ -95,7 +98,7 @@ paper-experiments: setup
 	-$(call SWEEP,$(PAPER_SWEEP)) ablation=full,flat_ppo seed=$(call listed,$(PAPER_SEEDS)) $(WALK_FORWARD)
 	-$(call SWEEP,$(PAPER_SWEEP)) ablation=$(call listed,$(PAPER_ABLATIONS)) seed=$(call listed,$(PAPER_ABLATION_SEEDS))
 	$(PY) -m learners.run.sweep $(PAPER_SWEEP)
-	$(PY) -m eval.archive $(PAPER_SWEEP) $(PAPER_RESULTS)
+	$(PY) -m eval.archive $(PAPER_SWEEP) $(PAPER_RESULTS) $(if $(strip $(PAPER_SEARCHES)),--searches $(PAPER_SEARCHES))
 	$(PY) -m eval.report runs=$(PAPER_RESULTS) $(REPORT_ARGS)
 
 paper-check: setup
