@@ -2,8 +2,11 @@
 Huang et al. (2022), "The 37 Implementation Details of PPO", each named where it happens.
 
 `ppo_update` is the whole learning step on a filled rollout and works with any policy that has
-`evaluate(obs, actions) -> (log_prob, entropy, value)` (observations may be dicts of tensors);
-`train_ppo` is the loop on gymnasium vector envs: rollout, GAE, update, logging.
+`evaluate(obs, actions) -> (log_prob, entropy, value)` (observations may be dicts of tensors; a
+value of None: an actor whose critic learns apart); `value_update` is the learning step of such
+a critic shared by several agents, MAPPO's (Yu et al., 2022), with value normalisation
+(`ValueNormalizer`); `train_ppo` is the loop on gymnasium vector envs: rollout, GAE, update,
+logging.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.fabric import Fabric
-from torch import nn
+from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from buffers.rollout import RolloutBatch, RolloutBuffer
@@ -31,6 +34,7 @@ from learners.fabric import (
 from learners.gym_tasks import (
     ObservationNormalizer,
     RewardScaler,
+    RunningMeanStd,
     autoresets_next_step,
     command_line,
     final_observations,
@@ -76,7 +80,8 @@ class PPOConfig:
 def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, config: PPOConfig,
                fabric: Fabric, update: int = 0) -> dict[str, float]:
     """Clipped-surrogate epochs over minibatches of a flat rollout batch; returns the losses,
-    entropy, KL, clip fraction and explained variance under CleanRL's scalar names."""
+    entropy, KL, clip fraction and explained variance under CleanRL's scalar names (no value
+    loss when the policy's `evaluate` gives no value: an actor of a centralised critic)."""
     clipfracs, n, k = [], len(batch), config.num_minibatches
     for _epoch in range(config.update_epochs):
         # k shuffled minibatches of (nearly) equal size, as views of one shuffled copy: every process
@@ -100,14 +105,16 @@ def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, con
             pg_loss2 = -advantages * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
             pg_loss = torch.max(pg_loss1, pg_loss2).mean()
 
-            new_value = new_value.float()
-            if config.clip_vloss:   # value clipping: the value moves at most clip_coef from the old one
+            if new_value is None:   # a centralised critic learns apart (`value_update`)
+                v_loss = torch.zeros(())
+            elif config.clip_vloss:   # value clipping: the value moves at most clip_coef from the old one
+                new_value = new_value.float()
                 v_loss_unclipped = (new_value - mb.returns) ** 2
                 v_clipped = mb.values + (new_value - mb.values).clamp(-config.clip_coef, config.clip_coef)
                 v_loss_clipped = (v_clipped - mb.returns) ** 2
                 v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
             else:
-                v_loss = 0.5 * F.mse_loss(new_value, mb.returns)
+                v_loss = 0.5 * F.mse_loss(new_value.float(), mb.returns)
 
             entropy_loss = entropy.float().mean()
             loss = pg_loss + config.vf_coef * v_loss
@@ -129,10 +136,51 @@ def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, con
     y_pred, y_true = batch.values, batch.returns
     var_y = y_true.var()
     explained_var = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
-    return {"losses/value_loss": v_loss.item(), "losses/policy_loss": pg_loss.item(),
+    value_loss = {} if new_value is None else {"losses/value_loss": v_loss.item()}
+    return {**value_loss, "losses/policy_loss": pg_loss.item(),
             "losses/entropy": entropy_loss.item(), "losses/old_approx_kl": old_approx_kl.item(),
             "losses/approx_kl": approx_kl.item(), "losses/clipfrac": torch.stack(clipfracs).mean().item(),
             "losses/explained_variance": explained_var}
+
+
+class ValueNormalizer(RunningMeanStd):
+    """MAPPO's value normalisation: the critic learns (target - mean) / std of the running
+    statistics of the value targets, per output; `denormalize` maps its outputs back."""
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return ((x.double() - self.mean) / torch.sqrt(self.var + 1e-8)).to(x.dtype)
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        return (x.double() * torch.sqrt(self.var + 1e-8) + self.mean).to(x.dtype)
+
+
+def value_update(critic: nn.Module, normalizer: ValueNormalizer, optimizer: Optimizer, obs: Tensor,
+                 values: Tensor, returns: Tensor, config: PPOConfig, fabric: Fabric,
+                 update: int = 0) -> dict[str, float]:
+    """MAPPO's critic step on a flat batch: joint observations (B, F), the values (B, K) the
+    rollout saw and the value targets (B, K) in reward units, one column per agent. The
+    normaliser takes the batch's targets first (once per rollout; MAPPO: per minibatch), then
+    `update_epochs` over `num_minibatches` minibatches of the clipped value loss on normalised
+    targets: 0.5 max((v - y)^2, (v_old + clip(v - v_old, +-clip_coef) - y)^2), the old values
+    normalised with the same statistics (MAPPO clips whatever PPO's `clip_vloss` says; its Huber
+    loss, delta 10, is the squared error on normalised targets of this size)."""
+    normalizer.update(returns)
+    targets, old = normalizer.normalize(returns), normalizer.normalize(values)
+    n, k = returns.shape[0], config.num_minibatches
+    for _epoch in range(config.update_epochs):
+        order = torch.randperm(n, device=returns.device)
+        for i in range(k):
+            rows = order[i * n // k: (i + 1) * n // k]
+            with fabric.autocast():
+                new = critic(obs.index_select(0, rows))
+            new, old_mb, target = new.float(), old.index_select(0, rows), targets.index_select(0, rows)
+            clipped = old_mb + (new - old_mb).clamp(-config.clip_coef, config.clip_coef)
+            v_loss = 0.5 * torch.max((new - target) ** 2, (clipped - target) ** 2).mean()
+            check_finite({"losses/value_loss": v_loss}, "MAPPO critic", update)
+            optimize(fabric, v_loss, optimizer, config.max_grad_norm)   # global gradient-norm clipping
+    var_y = returns.var()
+    explained_var = float("nan") if var_y == 0 else float(1 - (returns - values).var() / var_y)
+    return {"losses/value_loss": v_loss.item(), "losses/explained_variance": explained_var}
 
 
 @dataclass
