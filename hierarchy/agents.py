@@ -51,6 +51,15 @@ class SpecialistPolicy(nn.Module):
         return self.specialist.value(obs["domain_obs"], obs["allocation"], obs["appetite"])
 
 
+class SpecialistActor(SpecialistPolicy):
+    """A specialist's actor alone, for PPO under a centralised critic (MAPPO): `evaluate` gives no
+    value (the critic learns apart)."""
+
+    def evaluate(self, obs: dict[str, Tensor], actions: Tensor) -> tuple[Tensor, Tensor, None]:
+        dist = self.specialist.distribution(*(obs[key] for key in SPECIALIST_OBS_KEYS))
+        return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1), None
+
+
 class SpecialistQAgent(nn.Module):
     """CQL's view of a specialist: a tanh-squashed Gaussian actor (the specialist's encoder,
     heads and state-independent log std) and twin Q critics of [domain_obs, allocation,
@@ -109,7 +118,7 @@ class MetaAgent(nn.Module):
         return self.meta.q_values(obs, action)
 
     def actor_parameters(self) -> Iterator[nn.Parameter]:
-        return self.meta.actor.parameters()
+        return self.meta.actor_parameters()
 
     def critic_parameters(self) -> Iterator[nn.Parameter]:
         return (p for q in (self.meta.q1, self.meta.q2) for p in q.parameters())

@@ -4,7 +4,9 @@ Down: the meta-controller sends each specialist an `AllocationMessage` (its doma
 capital and the portfolio's risk appetite). Up: each specialist reports its domain's recent
 performance (`PerformanceReport`). Across: a `CoordinationSignal` tells two specialists that their
 sub-portfolios hedge (returns strongly negatively correlated) or concentrate risk (strongly
-positively correlated), from the current positions and covariance.
+positively correlated), from the current positions and covariance. Under the consensus
+coordinator (`hierarchy.consensus`), each voter's `ConsensusVote` and the `ConsensusDecision`
+with its rationale.
 
 Target weights follow DESIGN.md: w_i = L_max * rho * a_d(i) * s_i / n_d(i), so gross leverage is
 at most L_max * rho whatever the signals; the risk overlay can only shrink them afterwards.
@@ -40,7 +42,29 @@ class CoordinationSignal:
     correlation: float           # of the two domains' sub-portfolio returns
 
 
-def as_record(message: AllocationMessage | PerformanceReport | CoordinationSignal) -> dict:
+@dataclass(frozen=True)
+class ConsensusVote:
+    voter: str                   # a domain's specialist or the risk overlay
+    allocation: dict[str, float]  # the allocation it proposes, per domain
+    risk_appetite: float         # the appetite it proposes
+    confidence: float            # in [0, 1]
+    weight: float                # its performance weight
+    share: float                 # its share of the vote (weight x confidence / strength)
+
+
+@dataclass(frozen=True)
+class ConsensusDecision:
+    strength: float              # sum of weight x confidence over the voters
+    disagreement: float          # weighted variance of the proposals, in [0, 1]
+    held: bool                   # strength below the threshold: the book holds
+    manual_review: bool          # disagreement at or above the review level
+    rationale: str
+
+
+Message = AllocationMessage | PerformanceReport | CoordinationSignal | ConsensusVote | ConsensusDecision
+
+
+def as_record(message: Message) -> dict:
     return {"type": type(message).__name__, **asdict(message)}
 
 

@@ -10,9 +10,10 @@ PPO's heads directly.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -41,24 +42,37 @@ class MetaController(nn.Module):
     The actor and each critic own an encoder of the same architecture, so that critic losses and
     the actor loss do not fight over shared features (the usual choice in SAC). Dropout and
     LayerNorm in the critics follow DroQ (Hiraoka et al., 2022), which keeps Q estimates stable.
+    A `risk_agent` (a module mapping the observation to the appetite latent's (mean, log std),
+    each (B, 1)) replaces the actor's appetite head; it learns with the actor.
     """
 
     def __init__(self, obs_dim: int, n_domains: int, hidden: int = 128, dropout: float = 0.1,
-                 logit_scale: float = 3.0) -> None:
+                 logit_scale: float = 3.0, risk_agent: nn.Module | None = None) -> None:
         super().__init__()
         self.n_domains, self.logit_scale = n_domains, logit_scale
         # the actor starts where phase 1 left the specialists: its deterministic action is the
         # equal allocation at (nearly) full risk appetite (small output weights, biased appetite)
-        head = layer_init(nn.Linear(hidden, 2 * n_domains), gain=0.01)
-        nn.init.constant_(head.bias[n_domains - 1], math.atanh(2.0 * INITIAL_APPETITE - 1.0))
+        latents = n_domains if risk_agent is None else n_domains - 1
+        head = layer_init(nn.Linear(hidden, 2 * latents), gain=0.01)
+        if risk_agent is None:
+            nn.init.constant_(head.bias[n_domains - 1], math.atanh(2.0 * INITIAL_APPETITE - 1.0))
         self.actor = nn.Sequential(portfolio_encoder(obs_dim, hidden, dropout), head)
+        self.risk_agent = risk_agent
         action_dim = n_domains + 1
         self.q1, self.q2 = (nn.Sequential(portfolio_encoder(obs_dim + action_dim, hidden, dropout),
                                           nn.Linear(hidden, 1)) for _ in range(2))
 
     def policy(self, obs: Tensor) -> AllocationDistribution:
         mean, log_std = self.actor(obs).chunk(2, dim=-1)
+        if self.risk_agent is not None:
+            risk_mean, risk_log_std = self.risk_agent(obs)
+            mean, log_std = torch.cat([mean, risk_mean], dim=-1), torch.cat([log_std, risk_log_std], dim=-1)
         return AllocationDistribution(mean, log_std, self.logit_scale)
+
+    def actor_parameters(self) -> Iterator[nn.Parameter]:
+        """The actor's parameters, the risk agent's after them."""
+        return itertools.chain(self.actor.parameters(),
+                               () if self.risk_agent is None else self.risk_agent.parameters())
 
     def act(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """(allocation (B, D), appetite (B,), log_prob (B,)); log_prob is 0 when deterministic."""

@@ -2,10 +2,11 @@
 
 `collect_rollout` runs E envs for `steps` bars under a `HierarchicalSystem` and records, for
 the levels that learn:
-  - specialists (PPO): per domain, its observation dict, latents, log-probs and values, and the
-    domain's reward times `reward_scale`, in a `RolloutBuffer`; a truncated episode bootstraps
-    from V(final observation), whose coordination input is the one of the step's decision (the
-    reset has already replaced the env's weights), a ruin from zero;
+  - specialists (PPO): per domain, its observation dict, latents, log-probs and values (its own
+    value head's, or the central critic's column under MAPPO), and the domain's reward times
+    `reward_scale`, in a `RolloutBuffer`; a truncated episode bootstraps from V(final
+    observation), whose coordination input is the one of the step's decision (the reset has
+    already replaced the env's weights), a ruin from zero;
   - the meta-controller (SAC on a semi-MDP): one transition per meta decision: the meta
     observation and packed action when it acted, the summed portfolio rewards (times
     `reward_scale`) of the bars it held, and the meta observation where it next acted, or
@@ -234,15 +235,18 @@ def _add_specialist_steps(system: HierarchicalSystem, decision: Decision, buffer
                           info: dict, reward_scale: float, terminated: np.ndarray, truncated: np.ndarray,
                           final_observation: np.ndarray) -> None:
     cut = truncated & ~terminated
-    final_inputs = system.specialist_inputs(final_observation[cut], decision.coordination[cut]) if cut.any() else None
     cut_rows = torch.as_tensor(cut)
+    final_values = None
+    if cut.any():
+        final_inputs = system.specialist_inputs(final_observation[cut], decision.coordination[cut])
+        allocation = torch.stack([step.allocation for step in decision.specialists], dim=1)[cut_rows]   # (C, D)
+        with torch.no_grad():
+            final_values = system.specialist_values([domain_obs for domain_obs, _ in final_inputs], allocation,
+                                                    decision.specialists[0].appetite[cut_rows])
     for d, (step, buffer) in enumerate(zip(decision.specialists, buffers)):
         final_value = torch.zeros(len(cut))
-        if final_inputs is not None:
-            domain_obs, instrument_obs = final_inputs[d]
-            with torch.no_grad():
-                final_value[cut_rows] = system.specialist(d).value(
-                    domain_obs, step.allocation[cut_rows], step.appetite[cut_rows])
+        if final_values is not None:
+            final_value[cut_rows] = final_values[d]
         reward = torch.as_tensor(info["domain_reward"][:, d] * reward_scale, dtype=torch.float32)
         buffer.add(specialist_obs(step.domain_obs, step.instrument_obs, step.allocation, step.appetite),
                    step.latent, step.log_prob, step.value, reward, torch.as_tensor(terminated),
@@ -256,9 +260,9 @@ def _bootstrap_specialists(env: VecMarketEnv, system: HierarchicalSystem, buffer
     inputs, _ = system.observe_specialists(env)
     allocation = torch.as_tensor(system.allocation, dtype=torch.float32)
     appetite = torch.as_tensor(system.appetite, dtype=torch.float32)
-    for d, ((domain_obs, _), buffer) in enumerate(zip(inputs, buffers)):
-        with torch.no_grad():
-            last_value = system.specialist(d).value(domain_obs, allocation[:, d], appetite)
+    with torch.no_grad():
+        last_values = system.specialist_values([domain_obs for domain_obs, _ in inputs], allocation, appetite)
+    for last_value, buffer in zip(last_values, buffers):
         buffer.compute_advantages(last_value, gamma, gae_lambda)
 
 

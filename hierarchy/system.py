@@ -11,6 +11,12 @@ Per bar, for E envs at once:
   4. the env applies the risk overlay (if it has one) and executes.
 Messages (allocations down, performance reports up, coordination across) are built from the same
 arrays for the decision log. The system holds no market data: everything comes from the env.
+
+Variants: `coordinator='consensus'` replaces step 1's meta-controller by the consensus engine's
+vote of the specialists and the risk overlay (`hierarchy.consensus`), its votes, weights and
+rationale in the messages; `risk_agent='learned'` takes the meta's risk appetite from a small
+agent of the portfolio's risk state (`hierarchy.risk_agent`); a centralised critic (MAPPO,
+`hierarchy.critic`) gives the specialists' values in place of their own value heads.
 """
 
 from __future__ import annotations
@@ -23,6 +29,19 @@ from torch import Tensor, nn
 
 from envs.vec_env import VecMarketEnv
 from envs.views import DOMAIN_STATE, specialist_observation
+from hierarchy.consensus import (
+    OVERLAY,
+    ConsensusConfig,
+    PerformanceWeights,
+    Proposals,
+    Verdict,
+    overlay_proposal,
+    specialist_proposals,
+    verdict_records,
+    vote,
+    voter_returns,
+)
+from hierarchy.critic import CentralCritic
 from hierarchy.distributions import pack_action
 from hierarchy.messages import (
     AllocationMessage,
@@ -33,6 +52,11 @@ from hierarchy.messages import (
     domain_correlations,
 )
 from hierarchy.networks import MetaController, Specialist, build_specialists, module_key
+from hierarchy.risk_agent import RiskAgent
+from risk.env_hook import RiskHook
+
+COORDINATORS: tuple[str, ...] = ("meta", "consensus")
+RISK_AGENTS: tuple[str, ...] = ("none", "learned")
 
 
 @dataclass
@@ -47,6 +71,10 @@ class HierarchyConfig:
     specialist_hidden: int = 64
     specialists: dict[str, str] = field(default_factory=dict)   # domain -> registered type
     coordination_threshold: float = 0.5   # |correlation| that emits a coordination signal
+    coordinator: str = "meta"             # 'meta': the learned meta-controller; 'consensus': the vote
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    risk_agent: str = "none"              # 'learned': a risk agent sets the meta's risk appetite
+    risk_hidden: int = 32                 # the risk agent's hidden width
 
 
 @dataclass
@@ -74,6 +102,8 @@ class Decision:
     signals: np.ndarray       # (E, N) float64 in [-1, 1]
     target_weights: np.ndarray  # (E, N) float64, before the risk overlay
     coordination: np.ndarray  # (E, D, D) correlation of the domains' sub-portfolios
+    verdict: Verdict | None = None   # the consensus of the envs where it voted (rows: `voted`)
+    voted: np.ndarray | None = None  # (V,) env index of each verdict row
 
     @property
     def meta_action(self) -> Tensor:
@@ -83,9 +113,10 @@ class Decision:
 
 
 class HierarchicalSystem(nn.Module):
-    """The meta-controller and one specialist per domain, sized from an env's views."""
+    """The meta-controller and one specialist per domain, sized from an env's views; with
+    `central_critic`, MAPPO's critic of the specialists."""
 
-    def __init__(self, env: VecMarketEnv, config: HierarchyConfig) -> None:
+    def __init__(self, env: VecMarketEnv, config: HierarchyConfig, central_critic: bool = False) -> None:
         super().__init__()
         market = env.market
         self.config = config
@@ -101,7 +132,18 @@ class HierarchicalSystem(nn.Module):
         self.specialists = build_specialists(domains, config.specialists, domain_dims, instrument_dim,
                                              config.specialist_hidden)
         meta_dim = env.meta_observation().shape[1]
-        self.meta = MetaController(meta_dim, D, config.meta_hidden, config.meta_dropout, config.logit_scale)
+        risk_agent = None
+        if config.risk_agent == "learned":
+            N = len(self.domain_index)
+            pairs = N * (N - 1) // 2 if env.config.meta_correlation == "instruments" else D * (D - 1) // 2
+            risk_agent = RiskAgent(env.layout, pairs, market.bars_per_year, config.risk_hidden)
+        self.meta = MetaController(meta_dim, D, config.meta_hidden, config.meta_dropout, config.logit_scale,
+                                   risk_agent)
+        self.central_critic = (CentralCritic(list(domain_dims.values()), 2 * config.specialist_hidden)
+                               if central_critic else None)
+        self.voters = (*self.domain_names, OVERLAY)
+        self.consensus = (PerformanceWeights(len(self.voters), config.consensus.halflife, config.consensus.temperature)
+                          if config.coordinator == "consensus" else None)
         self.fixed_meta = False           # phase 1 and the no_meta ablation: equal, full appetite
         self.bind(env.num_envs)
 
@@ -117,10 +159,15 @@ class HierarchicalSystem(nn.Module):
         self.allocation = np.full((num_envs, D), 1.0 / D)
         self.appetite = np.ones(num_envs)
         self.clock = np.zeros(num_envs, dtype=np.int64)   # bars since the meta-controller acted
+        if self.consensus is not None:
+            self.consensus.bind(num_envs)
 
     def restart(self, envs: np.ndarray | None = None) -> None:
-        """Episodes (re)started in `envs` (all if None): the meta-controller acts next bar."""
+        """Episodes (re)started in `envs` (all if None): the meta-controller acts next bar (the
+        consensus weights start afresh)."""
         self.clock[slice(None) if envs is None else envs] = 0
+        if self.consensus is not None:
+            self.consensus.restart(slice(None) if envs is None else envs)
 
     def observe_specialists(self, env: VecMarketEnv) -> tuple[list[tuple[Tensor, Tensor]], np.ndarray]:
         """Each specialist's inputs at the env's current bar, (domain_obs (E, F_d),
@@ -156,9 +203,17 @@ class HierarchicalSystem(nn.Module):
         E, D = env.num_envs, len(self.domain_names)
         meta_obs = torch.as_tensor(env.meta_observation(), dtype=torch.float32)
         acts = self.clock % self.config.meta_period == 0
+        verdict, voted = None, None
+        if self.consensus is not None:   # every bar: each voter's return of the bar just closed
+            self.consensus.update(voter_returns(env.state.domain_return), self.clock > 0)
         if acts.any():
             if self.fixed_meta:
                 self.allocation[acts], self.appetite[acts] = 1.0 / D, 1.0
+            elif self.consensus is not None:
+                voted, verdict = np.flatnonzero(acts), self.vote(env, acts)
+                adopted = ~verdict.held
+                self.allocation[voted[adopted]] = verdict.allocation[adopted]
+                self.appetite[voted[adopted]] = verdict.appetite[adopted]
             else:
                 allocation, appetite, _ = self.meta.act(meta_obs[acts], deterministic)
                 self.allocation[acts] = allocation.double().numpy()
@@ -176,20 +231,56 @@ class HierarchicalSystem(nn.Module):
             given = allocation_t[:, d]
             dist = specialist.distribution(domain_obs, instrument_obs, given, appetite_t)
             latent = dist.mean if specialists_deterministic else dist.sample()
-            if specialists_deterministic:   # nothing learns from this step: no log-prob or value to compute
-                log_prob = value = torch.zeros(E)
-            else:
-                log_prob, value = dist.log_prob(latent).sum(-1), specialist.value(domain_obs, given, appetite_t)
-            steps.append(SpecialistStep(domain_obs, instrument_obs, given, appetite_t, latent, log_prob, value))
+            # nothing learns from a deterministic step: no log-prob or value to compute
+            log_prob = torch.zeros(E) if specialists_deterministic else dist.log_prob(latent).sum(-1)
+            steps.append(SpecialistStep(domain_obs, instrument_obs, given, appetite_t, latent, log_prob,
+                                        torch.zeros(E)))
             signals[:, self.members[d]] = torch.tanh(latent).double().numpy()
+        if not specialists_deterministic:
+            values = self.specialist_values([step.domain_obs for step in steps], allocation_t, appetite_t)
+            for step, value in zip(steps, values):
+                step.value = value
         targets = compose_weights(signals, self.allocation, self.appetite, self.domain_index,
                                   self.config.max_leverage)
         return Decision(steps, meta_obs, acts, self.allocation.copy(), self.appetite.copy(), signals,
-                        targets, coordination)
+                        targets, coordination, verdict, voted)
+
+    def specialist_values(self, domain_obs: list[Tensor], allocation: Tensor, appetite: Tensor) -> list[Tensor]:
+        """Each specialist's value (E,) of its domain's reward from its encoder input (E, F_d) per
+        domain, the allocation (E, D) and appetite (E,): its own value head, or the central
+        critic's column (MAPPO)."""
+        if self.central_critic is not None:
+            return list(self.central_critic.values(domain_obs, allocation, appetite).unbind(1))
+        return [self.specialist(d).value(obs, allocation[:, d], appetite) for d, obs in enumerate(domain_obs)]
+
+    def vote(self, env: VecMarketEnv, acts: np.ndarray) -> Verdict:
+        """The consensus in the envs of bool mask `acts` (`hierarchy.consensus`): each specialist's
+        conviction is the mean |position| of its policy means under the guidance in force; the
+        overlay reads the drawdown, its kill switch's level and the domains' volatilities."""
+        D = len(self.domain_names)
+        covariance = env.covariance()[acts]                                   # (V, N, N)
+        coordination = domain_correlations(env.weights[acts], covariance, self.domain_index, D)
+        inputs = self.specialist_inputs(env.observation[acts], coordination)
+        allocation = torch.as_tensor(self.allocation[acts], dtype=torch.float32)
+        appetite = torch.as_tensor(self.appetite[acts], dtype=torch.float32)
+        convictions = np.stack([torch.tanh(self.specialist(d)(*inputs[d], allocation[:, d], appetite)[0])
+                                .abs().mean(-1).double().numpy() for d in range(D)], axis=1)   # (V, D)
+        specialist_allocation, specialist_appetite = specialist_proposals(convictions)
+        vol = np.sqrt(np.maximum(np.einsum("enn->en", covariance), 0.0))                  # (V, N)
+        domain_vol = np.stack([vol[:, self.members[d]].mean(axis=1) for d in range(D)], axis=1)
+        max_drawdown = env.overlay.tracker.max_drawdown if isinstance(env.overlay, RiskHook) else 1.0
+        overlay_allocation, overlay_appetite, overlay_confidence = overlay_proposal(
+            env.drawdown[acts], max_drawdown, domain_vol)
+        proposals = Proposals(np.concatenate([specialist_allocation, overlay_allocation[:, None]], axis=1),
+                              np.concatenate([specialist_appetite, overlay_appetite[:, None]], axis=1),
+                              np.concatenate([convictions, overlay_confidence[:, None]], axis=1))
+        settings = self.config.consensus
+        return vote(proposals, self.consensus.weights()[acts], settings.threshold, settings.review)
 
     # ------------------------------------------------------------------ audit trail
     def messages(self, decision: Decision, env: VecMarketEnv, e: int) -> list[dict]:
-        """Env e's messages of this decision: allocations down, reports up, coordination across."""
+        """Env e's messages of this decision: allocations down, reports up, coordination across,
+        and, where the consensus voted, the votes and the decision with its rationale."""
         records = [as_record(AllocationMessage(name, float(decision.allocation[e, d]), float(decision.appetite[e])))
                    for d, name in enumerate(self.domain_names)]
         state = env.state
@@ -201,4 +292,8 @@ class HierarchicalSystem(nn.Module):
                 float(np.abs(held).sum()), float(held.sum()))))
         records += [as_record(s) for s in coordination_signals(decision.coordination[e], self.domain_names,
                                                                self.config.coordination_threshold)]
+        if decision.verdict is not None and e in decision.voted:
+            row = int(np.flatnonzero(decision.voted == e)[0])
+            records += [as_record(m) for m in verdict_records(decision.verdict, row, self.voters, self.domain_names,
+                                                              self.config.consensus.threshold)]
         return records

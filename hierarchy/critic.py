@@ -1,0 +1,40 @@
+"""The specialists' centralised critic (`learner.specialist_critic=central`, MAPPO; Yu et al., 2022).
+
+The specialists keep their own actors; one critic sees the joint observation, every domain's
+encoder input (its instruments' rows, domain state and coordination) and the guidance the meta
+gave (allocation (D,) and appetite), and outputs one value per domain's reward, so each domain's
+advantage is GAE of its own reward under the joint value. As in MAPPO, the critic learns
+normalised value targets (`learners.ppo.ValueNormalizer`); `values` returns them in reward
+units, as the rollouts and GAE need them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from hierarchy.networks import tanh_mlp
+from learners.ppo import ValueNormalizer
+
+
+def joint_observation(domain_obs: list[Tensor], allocation: Tensor, appetite: Tensor) -> Tensor:
+    """(B, sum F_d + D + 1): every domain's encoder input (B, F_d), the allocation (B, D) and the
+    appetite (B,)."""
+    return torch.cat([*domain_obs, allocation, appetite[:, None]], dim=-1)
+
+
+class CentralCritic(nn.Module):
+    """Joint observation -> normalised values (B, D), one per domain, and their normaliser."""
+
+    def __init__(self, domain_obs_dims: list[int], hidden: int) -> None:
+        super().__init__()
+        n_domains = len(domain_obs_dims)
+        self.net = tanh_mlp(sum(domain_obs_dims) + n_domains + 1, hidden, n_domains, out_gain=1.0)
+        self.value_norm = ValueNormalizer((n_domains,))
+
+    def forward(self, joint: Tensor) -> Tensor:
+        return self.net(joint)
+
+    def values(self, domain_obs: list[Tensor], allocation: Tensor, appetite: Tensor) -> Tensor:
+        """(B, D) values in reward units."""
+        return self.value_norm.denormalize(self(joint_observation(domain_obs, allocation, appetite)))
