@@ -16,7 +16,7 @@ from hierarchy.system import HierarchicalSystem
 from learners.experiment.loop import RunContext
 from learners.experiment.phases import phase1, phase2, phase3, train_flat
 from learners.fabric import broadcast_parameters
-from learners.run.config import phase_list
+from learners.run.config import meta_learns, phase_list
 from learners.run.folder import RunFolder, TrainingRecord
 from learners.run.restore import Policies
 
@@ -30,8 +30,10 @@ def run_curriculum(ctx: RunContext, system: HierarchicalSystem) -> dict[str, flo
     asked = phase_list(config.phase)
     for k in range(1, max(asked) + 1):
         name = f"phase{k}"
-        if k == 2 and not config.ablation.meta:
-            fabric.print("phase2: skipped (ablation.meta=false: allocations stay equal)")
+        if k == 2 and not meta_learns(config):
+            why = ("ablation.meta=false: allocations stay equal" if not config.ablation.meta
+                   else "hierarchy.coordinator=consensus: the vote learns nothing")
+            fabric.print(f"phase2: skipped ({why})")
             continue
         here = ctx.folder.checkpoints(name)
         earlier = RunFolder(config.init_from).checkpoints(name) if config.init_from else None

@@ -8,6 +8,7 @@ resolved for it (`learners.run.settings`):
            one transition per meta decision, discount gamma ** meta_period per decision);
   phase 3  joint fine-tuning: both levels learn at `phase3_lr_scale` times their learning rates,
            each at its own rhythm (`phase3_specialist_every`, `phase3_meta_every` rollouts);
+           under the consensus coordinator, the specialists alone, under the vote's guidance;
   flat     the single-agent PPO baseline over all instruments (the `flat_ppo` ablation).
 
 Every rollout restarts the envs at fresh random bars of the training split.
@@ -23,14 +24,15 @@ import torch
 from buffers.replay import ReplayBuffer
 from buffers.rollout import RolloutBuffer
 from eval.backtest import validation_sharpe
-from hierarchy.agents import FlatAgent, MetaAgent, SpecialistPolicy
+from hierarchy.agents import FlatAgent, MetaAgent, SpecialistActor, SpecialistPolicy
+from hierarchy.critic import joint_observation
 from hierarchy.offline import collect_behaviour_transitions
 from hierarchy.pretrain import distill_value, pretrain_specialist, specialist_dataset
 from hierarchy.rollouts import RolloutStats, collect_flat_rollout, collect_rollout
 from hierarchy.system import HierarchicalSystem
 from learners.experiment.loop import PhaseLog, PhaseLoop, RunContext, check_losses
 from learners.fabric import adam, broadcast_parameters
-from learners.ppo import PPOConfig, ppo_update
+from learners.ppo import PPOConfig, ppo_update, value_update
 from learners.run.checkpoints import PhaseCheckpoints
 from learners.run.restore import Policies
 from learners.run.settings import PhaseSettings
@@ -48,24 +50,46 @@ def _anneal(optimizers: list[torch.optim.Optimizer], config: PPOConfig, iteratio
 
 
 class SpecialistLearners:
-    """One PPO learner per specialist: its policy view, optimizer and rollout buffer."""
+    """One PPO learner per specialist: its policy view, optimizer and rollout buffer; under MAPPO
+    (the system's central critic), PPO on the actors alone and the critic's own step
+    (`value_update`) on the joint batch, with its own optimizer."""
 
     def __init__(self, system: HierarchicalSystem, config: PPOConfig) -> None:
         self.system, self.config = system, config
-        self.policies = [SpecialistPolicy(system.specialist(d)) for d in range(len(system.domain_names))]
+        critic = system.central_critic
+        view = SpecialistPolicy if critic is None else SpecialistActor
+        self.policies = [view(system.specialist(d)) for d in range(len(system.domain_names))]
         self.optimizers = [adam(p.parameters(), lr=config.learning_rate, eps=config.adam_eps) for p in self.policies]
+        self.critic_optimizer = (None if critic is None else
+                                 adam(critic.parameters(), lr=config.learning_rate, eps=config.adam_eps))
         self.buffers = [RolloutBuffer(config.num_steps, config.num_envs) for _ in self.policies]
 
+    @property
+    def all_optimizers(self) -> list[torch.optim.Optimizer]:
+        """The actors' optimizers and the central critic's (annealed alike)."""
+        return self.optimizers + ([] if self.critic_optimizer is None else [self.critic_optimizer])
+
     def checkpointed(self) -> dict[str, Any]:
-        """The optimizers under checkpoint names (the policies are the system's)."""
-        return {f"optimizer_{name}": optimizer for name, optimizer in zip(self.system.domain_names, self.optimizers)}
+        """The optimizers under checkpoint names (the policies and the critic are the system's)."""
+        names = {f"optimizer_{name}": optimizer for name, optimizer in zip(self.system.domain_names, self.optimizers)}
+        return names if self.critic_optimizer is None else {**names, "optimizer_critic": self.critic_optimizer}
 
     def update(self, ctx: RunContext, iteration: int) -> dict[str, float]:
         scalars = {}
-        for name, policy, optimizer, buffer in zip(self.system.domain_names, self.policies, self.optimizers,
-                                                   self.buffers):
-            stats = ppo_update(policy, optimizer, buffer.flatten(), self.config, ctx.fabric, iteration)
+        batches = [buffer.flatten() for buffer in self.buffers]
+        for name, policy, optimizer, batch in zip(self.system.domain_names, self.policies, self.optimizers, batches):
+            stats = ppo_update(policy, optimizer, batch, self.config, ctx.fabric, iteration)
             scalars.update({f"{name}/{key}": value for key, value in stats.items()})
+        critic = self.system.central_critic
+        if critic is not None:   # MAPPO: one critic of the joint observation, a value per domain
+            joint = joint_observation([batch.obs["domain_obs"] for batch in batches],
+                                      torch.stack([batch.obs["allocation"] for batch in batches], dim=1),
+                                      batches[0].obs["appetite"])
+            stats = value_update(critic, critic.value_norm, self.critic_optimizer, joint,
+                                 torch.stack([batch.values for batch in batches], dim=1),
+                                 torch.stack([batch.returns for batch in batches], dim=1), self.config, ctx.fabric,
+                                 iteration)
+            scalars.update({f"critic/{key}": value for key, value in stats.items()})
         scalars["charts/learning_rate"] = self.optimizers[0].param_groups[0]["lr"]
         return scalars
 
@@ -110,7 +134,7 @@ def phase1(ctx: RunContext, system: HierarchicalSystem) -> None:
     scale = ctx.config.curriculum.reward_scale
 
     def step(iteration: int, seed: int) -> dict[str, float]:
-        _anneal(learners.optimizers, config, iteration, settings.rollouts)
+        _anneal(learners.all_optimizers, config, iteration, settings.rollouts)
         stats = collect_rollout(env, system, config.num_steps, seed, scale, learners.buffers,
                                 gamma=config.gamma, gae_lambda=config.gae_lambda)
         return {**stats.scalars(system.domain_names, env.market.bars_per_year), **learners.update(ctx, iteration)}
@@ -190,10 +214,10 @@ def phase2(ctx: RunContext, system: HierarchicalSystem) -> None:
 def phase3(ctx: RunContext, system: HierarchicalSystem, meta_state: tuple[dict, PhaseCheckpoints] | None) -> None:
     """Joint fine-tuning: specialists by PPO and the meta by SAC (from phase 2's learner and
     replay when given: its best checkpoint and where it lies), at lower learning rates, each
-    every so many rollouts. Without a meta-controller (`ablation.meta=false`) only the
-    specialists learn."""
+    every so many rollouts. Without a meta-controller to learn (`ablation.meta=false`: equal
+    allocation; the consensus coordinator: its vote) only the specialists learn."""
     curriculum, settings = ctx.config.curriculum, ctx.settings.phase3
-    system.fixed_meta = settings.sac is None
+    system.fixed_meta = not ctx.config.ablation.meta
     config = settings.ppo
     learners = SpecialistLearners(system, config)
     objects: dict[str, Any] = {"system": system, **learners.checkpointed()}
@@ -206,7 +230,7 @@ def phase3(ctx: RunContext, system: HierarchicalSystem, meta_state: tuple[dict, 
     env = ctx.ws.env("train", settings.num_envs, ctx.seed("phase3", 0))
 
     def step(iteration: int, seed: int) -> dict[str, float]:
-        _anneal(learners.optimizers, config, iteration, settings.rollouts)
+        _anneal(learners.all_optimizers, config, iteration, settings.rollouts)
         system.eval()
         stats = collect_rollout(env, system, config.num_steps, seed, curriculum.reward_scale, learners.buffers,
                                 meta.replay if meta is not None else None, gamma=config.gamma,

@@ -20,7 +20,7 @@ from hydra.core.config_store import ConfigStore
 from envs.config import EnvConfig
 from envs.loading import MarketConfig
 from features.config import FeaturesConfig
-from hierarchy.system import HierarchyConfig
+from hierarchy.system import COORDINATORS, RISK_AGENTS, HierarchyConfig
 from learners.cql import CQLConfig
 from learners.fabric import FabricConfig
 from learners.ppo import PPOConfig
@@ -29,6 +29,7 @@ from risk.limits import RiskLimits
 
 PHASES = {"1": [1], "2": [2], "3": [3], "all": [1, 2, 3]}
 SPLITS = ("train", "validation", "test")
+SPECIALIST_CRITICS = ("independent", "central")
 
 
 def phase_list(phase: str) -> list[int]:
@@ -133,6 +134,9 @@ class LearnerConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     sac: SACConfig = field(default_factory=SACConfig)
     cql: CQLConfig = field(default_factory=CQLConfig)
+    # the specialists' critics: 'independent' (each its own value head, independent PPO) or
+    # 'central' (one critic of the joint observation, MAPPO: `hierarchy.critic`)
+    specialist_critic: str = "independent"
 
 
 @dataclass
@@ -210,6 +214,10 @@ RANGES: dict[str, Range] = {
     "hierarchy.meta_period": COUNT, "hierarchy.max_leverage": POSITIVE, "hierarchy.meta_hidden": COUNT,
     "hierarchy.meta_dropout": Range(0, 1), "hierarchy.logit_scale": POSITIVE, "hierarchy.specialist_hidden": COUNT,
     "hierarchy.coordination_threshold": Range(0, 1, high_open=False),
+    "hierarchy.consensus.threshold": Range(0, 1, high_open=False),
+    "hierarchy.consensus.review": Range(0, 1, high_open=False),
+    "hierarchy.consensus.halflife": POSITIVE, "hierarchy.consensus.temperature": POSITIVE,
+    "hierarchy.risk_hidden": COUNT,
     **{f"learner.ppo.{key}": POSITIVE for key in ("learning_rate", "clip_coef", "max_grad_norm", "adam_eps")},
     **{f"learner.ppo.{key}": COUNT for key in ("num_minibatches", "update_epochs", "hidden")},
     "learner.ppo.gamma": DISCOUNT, "learner.ppo.gae_lambda": Range(0, 1, high_open=False),
@@ -231,6 +239,12 @@ RANGES: dict[str, Range] = {
     "evaluation.walk_forward.steps_scale": POSITIVE,
     "search.startup_trials": COUNT, "search.warmup_validations": COUNT,
 }
+
+
+def meta_learns(config: TrainConfig) -> bool:
+    """Whether the run has a meta-controller to train (phase 2, and SAC in phase 3): not under
+    `ablation.meta=false` (equal allocation) nor the consensus coordinator (a vote, nothing learnt)."""
+    return config.ablation.meta and config.hierarchy.coordinator == "meta"
 
 
 def setting(config: TrainConfig, key: str) -> object:
@@ -265,6 +279,14 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"evaluation.split='{config.evaluation.split}' is not one of {SPLITS}")
     if config.ablation.policy not in ("hierarchy", "flat"):
         raise ValueError(f"ablation.policy='{config.ablation.policy}' is not one of 'hierarchy', 'flat'")
+    choices = {"hierarchy.coordinator": COORDINATORS, "hierarchy.risk_agent": RISK_AGENTS,
+               "learner.specialist_critic": SPECIALIST_CRITICS}
+    for key, allowed in choices.items():
+        if setting(config, key) not in allowed:
+            raise ValueError(f"{key}='{setting(config, key)}' is not one of {', '.join(allowed)}")
+    if config.hierarchy.risk_agent == "learned" and not meta_learns(config):
+        raise ValueError("hierarchy.risk_agent='learned' needs a meta-controller to learn with: hierarchy."
+                         f"coordinator='{config.hierarchy.coordinator}', ablation.meta={config.ablation.meta}")
     if config.init_from and not Path(config.init_from).is_dir():
         raise FileNotFoundError(f"init_from={config.init_from}: no such run folder")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from envs.config import EnvConfig
 from learners.cql import CQLConfig
 from learners.ppo import PPOConfig
-from learners.run.config import TrainConfig
+from learners.run.config import TrainConfig, meta_learns
 from learners.sac import SACConfig
 
 TRAINED_PHASES = ("phase1", "phase2", "phase3", "flat_ppo")
@@ -93,7 +93,7 @@ class RunSettings:
             cql=dataclasses.replace(learner.cql, num_updates=budget.cql_steps),
             phase1=phase(budget.phase1_steps),
             phase2=phase(budget.phase2_steps, ppo=False, sac=True),
-            phase3=phase(budget.phase3_steps, scale, sac=config.ablation.meta),
+            phase3=phase(budget.phase3_steps, scale, sac=meta_learns(config)),
             flat_ppo=phase(budget.phase1_steps))
 
 

@@ -109,8 +109,13 @@ class Workspace:
         return risk_env(market, self.settings.train_env, self.config.risk, num_envs, seed=seed, **features)
 
     def new_system(self) -> HierarchicalSystem:
-        """A freshly initialised hierarchy sized from an env's views."""
-        return HierarchicalSystem(self.env("train", 1, self.config.seed), self.config.hierarchy)
+        """A freshly initialised hierarchy sized from an env's views (with MAPPO's central critic
+        under `learner.specialist_critic=central`), its allocation equal and appetite full
+        throughout under `ablation.meta=false`."""
+        system = HierarchicalSystem(self.env("train", 1, self.config.seed), self.config.hierarchy,
+                                    central_critic=self.config.learner.specialist_critic == "central")
+        system.fixed_meta = not self.config.ablation.meta
+        return system
 
     def new_flat_agent(self) -> FlatAgent:
         """A freshly initialised flat policy sized from an env's observation."""
