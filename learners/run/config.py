@@ -230,7 +230,7 @@ RANGES: dict[str, Range] = {
     "learner.sac.learning_starts": NATURAL,
     "learner.cql.cql_n_actions": COUNT, "learner.cql.cql_weight": NATURAL, "learner.cql.cql_temperature": POSITIVE,
     "learner.cql.alpha_prime_lr": POSITIVE, "learner.cql.bc_steps": NATURAL,
-    "fabric.devices": COUNT, "fabric.torch_threads": NATURAL,
+    "fabric.devices": COUNT, "fabric.num_nodes": COUNT, "fabric.torch_threads": NATURAL,
     "market.split.train_fraction": FRACTION, "market.split.validation_fraction": FRACTION,
     "market.split.embargo_bars": NATURAL,
     "evaluation.walk_forward.in_sample": Range(2), "evaluation.walk_forward.out_of_sample": COUNT,
