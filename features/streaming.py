@@ -57,6 +57,7 @@ class FeatureRow:
     instrument: np.ndarray    # (N, F) float32
     global_: np.ndarray       # (G,) float32
     regime: np.ndarray        # (K,) float32
+    missing: tuple[str, ...] = ()   # inputs that had started and are NaN at this bar ("SYMBOL.feature")
 
 
 # ---------------------------------------------------------------------- state
@@ -64,39 +65,47 @@ class Stream:
     """A streaming computation whose state is its numeric attributes and those of its parts."""
 
     def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """Every numeric attribute (parts recursively) as an array, keyed by its dotted path."""
-        state: dict[str, np.ndarray] = {}
+        """Every numeric attribute (parts recursively) as an array, keyed by its dotted path (the
+        stream's own arrays, not copies: write them out before the next update)."""
+        if "_leaves" not in self.__dict__:                  # the same parts every bar: find them once
+            self._leaves = self._find_leaves()
+        state = {}
+        for key, owner, name in self._leaves:
+            value = getattr(owner, name)
+            state[prefix + key] = value if isinstance(value, np.ndarray) else np.array(value)
+        return state
+
+    def _find_leaves(self, prefix: str = "") -> list[tuple[str, Stream, str]]:
+        """(dotted key, owner, attribute) of every numeric attribute, parts recursively."""
+        leaves = []
         for name, value in vars(self).items():
             key = prefix + name
+            if name.startswith("_"):
+                continue
             if isinstance(value, Stream):
-                state.update(value.state_dict(key + "."))
+                leaves += value._find_leaves(key + ".")
             elif isinstance(value, list) and value and isinstance(value[0], Stream):
                 for k, part in enumerate(value):
-                    state.update(part.state_dict(f"{key}.{k}."))
+                    leaves += part._find_leaves(f"{key}.{k}.")
             elif isinstance(value, (np.ndarray, int, float, np.number)):
-                state[key] = np.array(value)
-        return state
+                leaves.append((key, self, name))
+        return leaves
 
     def load_state_dict(self, state: dict[str, np.ndarray], prefix: str = "") -> None:
         """Restore what `state_dict` returned (KeyError or ValueError naming the entry that does
         not fit this stream's configuration)."""
-        for name, value in list(vars(self).items()):
-            key = prefix + name
-            if isinstance(value, Stream):
-                value.load_state_dict(state, key + ".")
-            elif isinstance(value, list) and value and isinstance(value[0], Stream):
-                for k, part in enumerate(value):
-                    part.load_state_dict(state, f"{key}.{k}.")
-            elif isinstance(value, (np.ndarray, int, float, np.number)):
-                if key not in state:
-                    raise KeyError(f"streaming state lacks '{key}'")
-                stored = np.asarray(state[key])
-                if isinstance(value, np.ndarray):
-                    if stored.shape != value.shape:
-                        raise ValueError(f"streaming state '{key}' has shape {stored.shape}, expected {value.shape}")
-                    setattr(self, name, stored.astype(value.dtype, copy=True))
-                else:
-                    setattr(self, name, type(value)(stored.item()))
+        for key, owner, name in self._find_leaves():
+            value, stored = getattr(owner, name), state.get(prefix + key)
+            if stored is None:
+                raise KeyError(f"streaming state lacks '{prefix + key}'")
+            stored = np.asarray(stored)
+            if isinstance(value, np.ndarray):
+                if stored.shape != value.shape:
+                    raise ValueError(f"streaming state '{prefix + key}' has shape {stored.shape}, "
+                                     f"expected {value.shape}")
+                setattr(owner, name, stored.astype(value.dtype, copy=True))
+            else:
+                setattr(owner, name, type(value)(stored.item()))
 
 
 class Ring(Stream):
@@ -596,8 +605,11 @@ class Regimes(Stream):
         t = self.t
         self.t += 1
         mean_squares, _ = self.squares.update(log_return**2)
-        frame = pd.DataFrame(np.stack([log_return, np.log(np.sqrt(mean_squares) + 1e-12)]))
-        row = list(frame.mean(axis=1).to_numpy())
+        columns = np.stack([log_return, np.log(np.sqrt(mean_squares) + 1e-12)], axis=1)       # (N, 2)
+        total = columns[0].copy()
+        for row in columns[1:]:                  # pandas' mean across columns: summed in order
+            total += row
+        row = list(total / len(columns))
         if self.vix >= 0:
             vix = bar.macro[self.vix]
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -660,10 +672,10 @@ class StreamingFeatures(Stream):
     Built with the universe's static description and, with regime features on, the fitted
     `RegimeDetector` of the run; feed it every bar from the market's first (`update`)."""
 
-    def __init__(self, config: FeaturesConfig, has_ohlc: np.ndarray, has_volume: np.ndarray,
-                 bars_per_year: float, macro_names: tuple[str, ...], macro_is_monthly: tuple[bool, ...],
-                 sentiment: bool, instrument_names: tuple[str, ...], global_names: tuple[str, ...],
-                 detector: RegimeDetector | None = None) -> None:
+    def __init__(self, config: FeaturesConfig, symbols: tuple[str, ...], has_ohlc: np.ndarray,
+                 has_volume: np.ndarray, bars_per_year: float, macro_names: tuple[str, ...],
+                 macro_is_monthly: tuple[bool, ...], sentiment: bool, instrument_names: tuple[str, ...],
+                 global_names: tuple[str, ...], detector: RegimeDetector | None = None) -> None:
         if config.sentiment and (config.sentiment_model.model_path or config.sentiment_model.texts_path):
             raise ValueError("streaming features take the market's numeric sentiment channel, not scored texts "
                              "(features.sentiment_model.model_path / texts_path are set)")
@@ -679,6 +691,8 @@ class StreamingFeatures(Stream):
         instrument_flags = np.tile([is_flag(n) for n in self.instrument_names], N)
         self.instrument_norm = RollingZScore(config, instrument_flags)
         self.global_norm = RollingZScore(config, np.array([is_flag(n) for n in self.global_names], dtype=bool))
+        self.started = np.zeros(N * len(self.instrument_names) + len(self.global_names), dtype=bool)
+        self.symbols = tuple(symbols)
         self.previous_close = np.full(N, np.nan)
         self.t = 0
 
@@ -687,8 +701,8 @@ class StreamingFeatures(Stream):
                    detector: RegimeDetector | None = None) -> StreamingFeatures:
         """The stream of `market`'s universe (its instruments, macro series and sentiment), with
         the names of the batch `features` built on it."""
-        return cls(config, market.has_ohlc, market.has_volume, market.bars_per_year, market.macro_names,
-                   market.macro_is_monthly, market.sentiment is not None, features.instrument_names,
+        return cls(config, market.symbols, market.has_ohlc, market.has_volume, market.bars_per_year,
+                   market.macro_names, market.macro_is_monthly, market.sentiment is not None, features.instrument_names,
                    features.global_names, detector)
 
     def update(self, bar: Bar) -> FeatureRow:
@@ -705,5 +719,18 @@ class StreamingFeatures(Stream):
         global_raw = np.concatenate([self.macro.update(bar), summaries])     # (G,)
         regime = self.regimes.update(bar, log_return) if self.regimes is not None else np.zeros(0)
         instrument = self.instrument_norm.update(raw.reshape(-1)).reshape(raw.shape)
-        return FeatureRow(instrument, self.global_norm.update(global_raw), regime.astype(np.float32))
+        return FeatureRow(instrument, self.global_norm.update(global_raw), regime.astype(np.float32),
+                          self._missing(np.concatenate([raw.reshape(-1), global_raw]), regime))
+
+    def _missing(self, raw: np.ndarray, regime: np.ndarray) -> tuple[str, ...]:
+        """Inputs whose values had started (been finite) and are NaN now: features are
+        gap-free once they start, so a gap means the bar lacked something (a sentiment or a
+        macro print) that the model reads."""
+        finite = np.isfinite(raw)
+        self.started |= finite
+        gaps = np.flatnonzero(self.started & ~finite)
+        F = len(self.instrument_names)
+        names = [f"{self.symbols[k // F]}.{self.instrument_names[k % F]}" if k < len(self.symbols) * F
+                 else self.global_names[k - len(self.symbols) * F] for k in gaps]
+        return tuple(names) + (("regime_probs",) if not np.isfinite(regime).all() else ())
 

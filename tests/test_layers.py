@@ -16,7 +16,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("learners",),                # the algorithms: ppo, sac, cql, networks, fabric, gym_tasks, bench
     ("hierarchy",),
     ("learners.run",),            # run plumbing: config, settings, run folder, checkpoints, workspace, restore
-    ("eval",),
+    ("eval", "service"),          # service: the decision service (export, serve); reads runs like eval
     ("learners.experiment",),     # phases, loop, curriculum, evaluation, walk-forward
     ("learners.train",),
 )
