@@ -24,6 +24,23 @@ regime for a crash). The random draws stay the same, so bars before the first wi
 identical to the unforced market's; the chain leaves a window from the forced regime. A forced
 window is a surprise to the model: the ground truth reports the forced path, and its next-bar
 expectations still mix over the transition matrix from the regime in force.
+
+Intraday bars (`bar_minutes` < 1440; daily bars are the default and keep the model above bar for
+bar): the calendar is every weekday cut into bars of `bar_minutes` (bar t closes at its stamp).
+An instrument's day of variance is spread over its bars by a variance share v (summing to one
+over the day), and drift, jump intensity and the bar's variance scale with v:
+
+    FX (around the clock on weekdays)    v follows 1 + s cos(2 pi (hour - 14.5) / 24): busiest
+                                         at the London-New York overlap
+    other classes (sessions, UTC hours)  v is 0 outside the session (the bar is FORWARD_FILLED:
+                                         flat, no volume, not tradable); inside it follows the
+                                         U-shape 1 + s (3 (2x - 1)^2 - 1) over the session's
+                                         progress x; the first bar of a session also carries the
+                                         overnight share of the day's variance, as its open's gap
+
+(s = `seasonality`). Regime durations, GARCH persistence and jump rates stay per trading day:
+a regime lasts `regime_durations[k]` days of bars, and GARCH keeps its per-day persistence and its
+alpha / (1 - persistence). Volume follows v. The ground truth is per bar, as for daily bars.
 """
 
 from __future__ import annotations
@@ -35,9 +52,10 @@ import pandas as pd
 from numba import njit
 
 from envs.costs import CostConfig, resolve_costs
-from envs.market_data import GroundTruth, MarketData
+from envs.market_data import FORWARD_FILLED, GroundTruth, MarketData
 
 REGIMES: tuple[str, ...] = ("bull", "bear", "volatile")
+MINUTES_PER_DAY = 1440
 FACTORS: tuple[str, ...] = ("dollar", "risk", "equity", "europe", "energy", "tech")
 
 
@@ -102,7 +120,13 @@ class SyntheticConfig:
     universe: str = "synthetic8"       # 'synthetic8', or 'factor' for `n_instruments` generated ones
     n_instruments: int = 8             # used by the 'factor' universe only
     years: float = 10.0
-    bars_per_year: int = 252
+    bars_per_year: int = 252           # trading days a year (the bars a year of daily bars)
+    bar_minutes: int = MINUTES_PER_DAY  # bar length; below 1440, intraday bars (module docstring)
+    # trading sessions in UTC hours [open, close) per asset class, on intraday bars; a class
+    # without one (FX by default) trades around the clock on weekdays
+    sessions: dict[str, list[float]] = field(default_factory=lambda: {
+        "commodity": [1.0, 22.0], "equity_index": [14.5, 21.0], "equity": [14.5, 21.0]})
+    seasonality: float = 0.5           # strength s of the intraday variance pattern, in [0, 1)
     start: str = "2010-01-04"
     seed: int = 0
     alpha: float = 1.0
@@ -196,6 +220,82 @@ def forced_path(windows: list[RegimeWindow], n_bars: int) -> np.ndarray:
     return forced
 
 
+def bars_per_day(bar_minutes: int) -> int:
+    """Bars in a day of `bar_minutes` bars (1 for daily bars); raise unless they tile the day."""
+    if not 0 < bar_minutes <= MINUTES_PER_DAY or MINUTES_PER_DAY % bar_minutes:
+        raise ValueError(f"market.synthetic.bar_minutes={bar_minutes} must divide a day of "
+                         f"{MINUTES_PER_DAY} minutes (e.g. 5, 30, 60, or 1440 for daily bars)")
+    return MINUTES_PER_DAY // bar_minutes
+
+
+def bar_garch(alpha: float, beta: float, m: int) -> tuple[float, float]:
+    """Per-bar GARCH(1,1) coefficients for `m` bars a day from per-day ones: the same
+    persistence per day, (alpha + beta)^(1/m) per bar, and the same alpha / (1 - persistence)."""
+    if m == 1:
+        return alpha, beta
+    if not alpha + beta < 1.0:
+        raise ValueError(f"garch_alpha + garch_beta = {alpha + beta} must be < 1 on intraday bars")
+    persistence = (alpha + beta) ** (1.0 / m)
+    per_bar = alpha * (1.0 - persistence) / (1.0 - alpha - beta)
+    return per_bar, persistence - per_bar
+
+
+@dataclass(frozen=True)
+class BarCalendar:
+    """The bars of a synthetic market and how each instrument's day of variance falls on them."""
+
+    timestamps: pd.DatetimeIndex       # (T,) bar closes, UTC
+    share: np.ndarray                  # (T + 1, N) each bar's share of its day's variance
+    gap: np.ndarray                    # (T, N) share of a bar's own variance realised at its open
+
+
+def day_profile(spec: InstrumentSpec, config: SyntheticConfig, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(m,) variance share and open-gap share of each bar of one of `spec`'s days (module
+    docstring): around the clock, or inside its asset class's session."""
+    s = config.seasonality
+    if not 0.0 <= s < 1.0:
+        raise ValueError(f"market.synthetic.seasonality={s} must be in [0, 1)")
+    hours = config.bar_minutes / 60.0
+    closes = (np.arange(m) + 1) * hours                                   # (m,) close, in hours
+    session = config.sessions.get(spec.asset_class)
+    share, gap = np.zeros(m), np.zeros(m)
+    if session is None:
+        weight = 1.0 + s * np.cos(2.0 * np.pi * (closes - 0.5 * hours - 14.5) / 24.0)
+        return weight / weight.sum(), gap
+    if len(session) != 2 or not 0.0 <= session[0] < session[1] <= 24.0:
+        raise ValueError(f"market.synthetic.sessions.{spec.asset_class}={list(session)} must be "
+                         f"[open, close] UTC hours with 0 <= open < close <= 24")
+    active = np.flatnonzero((closes > session[0]) & (closes <= session[1]))
+    if active.size == 0:
+        raise ValueError(f"market.synthetic.sessions.{spec.asset_class}={list(session)} holds no "
+                         f"bar of {config.bar_minutes} minutes")
+    progress = (np.arange(active.size) + 0.5) / active.size
+    weight = 1.0 + s * (3.0 * (2.0 * progress - 1.0) ** 2 - 1.0)
+    w = spec.overnight_share
+    share[active] = (1.0 - w) * weight / weight.sum()
+    share[active[0]] += w
+    gap[active[0]] = w / share[active[0]]
+    return share, gap
+
+
+def bar_calendar(config: SyntheticConfig, specs: tuple[InstrumentSpec, ...], n_days: int) -> BarCalendar:
+    """Weekday bars of `config.bar_minutes`; daily bars: one per weekday, every share 1 and the
+    open's gap the instrument's overnight share."""
+    m = bars_per_day(config.bar_minutes)
+    days = pd.bdate_range(config.start, periods=n_days, tz="UTC", name="timestamp")
+    N = len(specs)
+    if m == 1:
+        overnight = np.array([spec.overnight_share for spec in specs])
+        return BarCalendar(days, np.ones((n_days + 1, N)), np.broadcast_to(overnight, (n_days, N)))
+    offsets = (np.arange(m) + 1) * np.timedelta64(config.bar_minutes, "m")
+    closes = days.tz_localize(None).to_numpy()[:, None] + offsets[None, :]          # (days, m)
+    stamps = pd.DatetimeIndex(closes.ravel(), name="timestamp").tz_localize("UTC")
+    profiles = [day_profile(spec, config, m) for spec in specs]
+    share = np.stack([p[0] for p in profiles], axis=1)                    # (m, N)
+    gap = np.stack([p[1] for p in profiles], axis=1)
+    return BarCalendar(stamps, np.vstack([np.tile(share, (n_days, 1)), share[:1]]), np.tile(gap, (n_days, 1)))
+
+
 @njit(cache=True)
 def _markov_path(transition: np.ndarray, initial: int, uniforms: np.ndarray,
                  forced: np.ndarray) -> np.ndarray:
@@ -217,7 +317,7 @@ def _markov_path(transition: np.ndarray, initial: int, uniforms: np.ndarray,
 
 
 @njit(cache=True)
-def _simulate_returns(regime: np.ndarray, shocks: np.ndarray, jumps: np.ndarray,
+def _simulate_returns(regime: np.ndarray, shocks: np.ndarray, jumps: np.ndarray, share: np.ndarray,
                       daily_vol: np.ndarray, regime_vol: np.ndarray, drift: np.ndarray,
                       jump_rate: np.ndarray, jump_mu: np.ndarray, jump_sd: float,
                       momentum: float, garch_a: float, garch_b: float,
@@ -225,8 +325,10 @@ def _simulate_returns(regime: np.ndarray, shocks: np.ndarray, jumps: np.ndarray,
     """Sequential part of the model over T+1 bars (the extra bar feeds sentiment of the last).
 
     shocks: (T+1, N) unit-variance multivariate-t draws; jumps: (T+1, N) realised jump sizes in
-    daily vols (0 where none). Returns log returns, the expected next-bar log return and its
-    volatility given the state at each bar's close.
+    daily vols (0 where none); share: (T+1, N) each bar's share of its day's variance (1 on daily
+    bars; 0 outside a session, where nothing moves and the state waits). Drift, jump intensity
+    and variance are per day, scaled by the share. Returns log returns, the expected next-bar log
+    return and its volatility given the state at each bar's close.
     """
     n_bars, n = shocks.shape
     K = transition.shape[0]
@@ -235,26 +337,30 @@ def _simulate_returns(regime: np.ndarray, shocks: np.ndarray, jumps: np.ndarray,
     cond_vol = np.zeros((n_bars, n))
     h = np.ones(n)                      # GARCH variance multiplier for the current bar
     surprise = np.zeros(n)              # r_{t-1} - E_{t-2}[r_{t-1}]
+    jump_growth = np.exp(jump_mu * daily_vol + 0.5 * (jump_sd * daily_vol) ** 2) - 1.0   # E[e^J] - 1
     for t in range(n_bars):
         k = regime[t]
         for i in range(n):
-            sigma = daily_vol[i] * regime_vol[k] * np.sqrt(h[i])
-            comp = jump_rate[k] * (np.exp(jump_mu[i] * daily_vol[i] + 0.5 * (jump_sd * daily_vol[i]) ** 2) - 1.0)
-            mean = drift[k, i] - 0.5 * sigma * sigma - comp + momentum * surprise[i]
-            r = mean + sigma * shocks[t, i] + jumps[t, i] * daily_vol[i]
-            returns[t, i] = r
-            surprise[i] = r - mean
-            h[i] = (1.0 - garch_a - garch_b) + garch_a * shocks[t, i] ** 2 + garch_b * h[i]
+            v = share[t, i]
+            if v > 0.0:
+                sigma = daily_vol[i] * np.sqrt(v) * regime_vol[k] * np.sqrt(h[i])
+                comp = jump_rate[k] * v * jump_growth[i]
+                mean = drift[k, i] * v - 0.5 * sigma * sigma - comp + momentum * surprise[i]
+                r = mean + sigma * shocks[t, i] + jumps[t, i] * daily_vol[i]
+                returns[t, i] = r
+                surprise[i] = r - mean
+                h[i] = (1.0 - garch_a - garch_b) + garch_a * shocks[t, i] ** 2 + garch_b * h[i]
             # the next bar's mean and variance, averaged over the next regime
+            v = share[min(t + 1, n_bars - 1), i]
             m_next = 0.0
             v_next = 0.0
             for k2 in range(K):
                 p = transition[k, k2]
-                s2 = daily_vol[i] * regime_vol[k2] * np.sqrt(h[i])
-                c2 = jump_rate[k2] * (np.exp(jump_mu[i] * daily_vol[i] + 0.5 * (jump_sd * daily_vol[i]) ** 2) - 1.0)
-                m_next += p * (drift[k2, i] - 0.5 * s2 * s2 - c2 + s2 * sentiment_loading[t, i])
-                v_next += p * (s2 * s2 + jump_rate[k2] * daily_vol[i] ** 2 * (jump_mu[i] ** 2 + jump_sd ** 2))
-            expected[t, i] = m_next + momentum * surprise[i]
+                s2 = daily_vol[i] * np.sqrt(v) * regime_vol[k2] * np.sqrt(h[i])
+                c2 = jump_rate[k2] * v * jump_growth[i]
+                m_next += p * (drift[k2, i] * v - 0.5 * s2 * s2 - c2 + s2 * sentiment_loading[t, i])
+                v_next += p * (s2 * s2 + jump_rate[k2] * v * daily_vol[i] ** 2 * (jump_mu[i] ** 2 + jump_sd ** 2))
+            expected[t, i] = m_next + momentum * surprise[i] if v > 0.0 else 0.0
             cond_vol[t, i] = np.sqrt(v_next)
     return returns, expected, cond_vol
 
@@ -277,14 +383,16 @@ def generate(config: SyntheticConfig | None = None, costs: CostConfig | None = N
     specs = universe_specs(config)
     rng = np.random.default_rng(config.seed)
     bpy = config.bars_per_year
-    T = int(round(config.years * bpy))
+    m = bars_per_day(config.bar_minutes)
+    T = int(round(config.years * bpy)) * m
     N = len(specs)
     if T < 10:
         raise ValueError(f"synthetic market of {config.years} years has only {T} bars")
     if not 2.0 < config.tail_df:
         raise ValueError(f"tail_df must exceed 2 for a finite variance, got {config.tail_df}")
+    calendar = bar_calendar(config, specs, T // m)
 
-    transition = transition_matrix(config.regime_durations)
+    transition = transition_matrix([d * m for d in config.regime_durations])
     pi = stationary_distribution(transition)
     regime_vol = np.asarray(config.regime_vol, dtype=np.float64)
     regime_vol = regime_vol / np.sqrt(pi @ regime_vol**2)   # unconditional vol = annual_vol
@@ -305,10 +413,10 @@ def generate(config: SyntheticConfig | None = None, costs: CostConfig | None = N
     shocks = correlated * mixing[:, None]                                # (T+1, N), unit variance
 
     daily_vol = np.array([s.annual_vol for s in specs]) / np.sqrt(bpy)
-    drift = config.alpha * np.array([s.drift for s in specs]).T / bpy     # (K, N)
-    jump_rate = config.jumps_per_year / bpy * np.array([1.0, 1.0, 4.0])
+    drift = config.alpha * np.array([s.drift for s in specs]).T / bpy     # (K, N) per day
+    jump_rate = config.jumps_per_year / bpy * np.array([1.0, 1.0, 4.0])   # (K,) per day
     jump_mu = np.array([s.jump_mean for s in specs])
-    has_jump = rng.random((n_bars, N)) < jump_rate[regime][:, None]
+    has_jump = rng.random((n_bars, N)) < jump_rate[regime][:, None] * calendar.share
     jumps = np.where(has_jump, jump_mu + config.jump_scale * rng.standard_normal((n_bars, N)), 0.0)
 
     # sentiment at t carries the Gaussian core of the t+1 shock; its mean effect on z_{t+1} is
@@ -321,40 +429,46 @@ def generate(config: SyntheticConfig | None = None, costs: CostConfig | None = N
     sentiment_loading = rho * mean_mixing * sentiment
 
     returns, expected, cond_vol = _simulate_returns(
-        regime, shocks, jumps, daily_vol, regime_vol, drift, jump_rate, jump_mu,
-        config.jump_scale, config.alpha * config.momentum, config.garch_alpha, config.garch_beta,
+        regime, shocks, jumps, calendar.share, daily_vol, regime_vol, drift, jump_rate, jump_mu,
+        config.jump_scale, config.alpha * config.momentum, *bar_garch(config.garch_alpha, config.garch_beta, m),
         transition, sentiment_loading)
     regime, returns, expected, cond_vol, sentiment = (
         a[:T] for a in (regime, returns, expected, cond_vol, sentiment))
 
-    ohlcv = _bars(rng, specs, returns, daily_vol, regime_vol[regime])
-    timestamps = pd.bdate_range(config.start, periods=T, tz="UTC", name="timestamp")
-    macro, macro_names = _macro(rng, config, specs, returns, regime, daily_vol, regime_vol, transition)
+    ohlcv = _bars(rng, specs, returns, daily_vol, regime_vol[regime], calendar)
+    macro, macro_names = _macro(rng, config, specs, returns, regime, daily_vol, regime_vol, transition,
+                                calendar)
     symbols = tuple(s.symbol for s in specs)
     asset_classes = tuple(s.asset_class for s in specs)
+    name = config.universe if config.universe != "factor" else f"factor{N}"
     return MarketData(
-        name=config.universe if config.universe != "factor" else f"factor{N}",
-        timestamps=timestamps, symbols=symbols, domains=tuple(s.domain for s in specs),
+        name=name if m == 1 else f"{name}_{config.bar_minutes}m",
+        timestamps=calendar.timestamps, symbols=symbols, domains=tuple(s.domain for s in specs),
         asset_classes=asset_classes, ohlcv=ohlcv,
-        costs=resolve_costs(symbols, asset_classes, costs), bars_per_year=float(bpy),
+        costs=resolve_costs(symbols, asset_classes, costs), bars_per_year=float(bpy * m),
         macro=macro, macro_names=macro_names, sentiment=sentiment,
+        quality=np.where(calendar.share[:T] > 0.0, 0, FORWARD_FILLED).astype(np.uint8),
         ground_truth=GroundTruth(regime=regime, regime_names=REGIMES, expected_returns=expected,
                                  conditional_vol=cond_vol, regime_correlation=correlation),
         attrs={"source": "synthetic", "seed": config.seed, "alpha": config.alpha,
                "sentiment_ic": rho, "transition": transition.tolist(),
-               "forced_regimes": [[w.start, w.stop, w.regime] for w in config.forced_regimes]})
+               "forced_regimes": [[w.start, w.stop, w.regime] for w in config.forced_regimes],
+               **({} if m == 1 else {"bar_minutes": config.bar_minutes})})
 
 
 def _bars(rng: np.random.Generator, specs: tuple[InstrumentSpec, ...], returns: np.ndarray,
-          daily_vol: np.ndarray, regime_vol_t: np.ndarray) -> np.ndarray:
+          daily_vol: np.ndarray, regime_vol_t: np.ndarray, calendar: BarCalendar) -> np.ndarray:
     """OHLCV bars consistent with the close path: the open splits each bar's return along a
-    Brownian bridge (overnight share of variance), and high/low are exact draws of the bridge's
-    maximum and minimum between open and close, so high >= max(open, close) >= min >= low."""
+    Brownian bridge (the calendar's gap share of variance), and high/low are exact draws of the
+    bridge's maximum and minimum between open and close, so high >= max(open, close) >= min >= low.
+    A bar with no share of the day's variance (outside a session) is flat and has no volume."""
     T, N = returns.shape
+    share = calendar.share[:T]
     log_close = np.log([s.start_price for s in specs]) + np.cumsum(returns, axis=0)
     prev_close = np.vstack([log_close[:1] - returns[:1], log_close[:-1]])
-    w = np.array([s.overnight_share for s in specs])
-    var = (daily_vol * regime_vol_t[:, None]) ** 2                       # (T, N) bar variance
+    w = calendar.gap
+    bar_vol = daily_vol * np.sqrt(share) * regime_vol_t[:, None]           # (T, N)
+    var = bar_vol ** 2                                                     # (T, N) bar variance
     overnight = w * returns + np.sqrt(w * (1 - w) * var) * rng.standard_normal((T, N))
     log_open = prev_close + overnight
     intraday_var = (1 - w) * var
@@ -363,8 +477,9 @@ def _bars(rng: np.random.Generator, specs: tuple[InstrumentSpec, ...], returns: 
     log_high = 0.5 * (log_open + log_close + reach(1.0 - rng.random((T, N))))
     log_low = 0.5 * (log_open + log_close - reach(1.0 - rng.random((T, N))))
     adv = np.array([s.notional_adv for s in specs])
-    activity = (1.0 + 2.0 * np.abs(returns) / (daily_vol * regime_vol_t[:, None])) / 3.0 * regime_vol_t[:, None]
-    volume = adv / np.exp(log_close) * activity * np.exp(0.3 * rng.standard_normal((T, N)) - 0.045)
+    surprise = np.divide(np.abs(returns), bar_vol, out=np.zeros_like(returns), where=bar_vol > 0)
+    activity = (1.0 + 2.0 * surprise) / 3.0 * regime_vol_t[:, None]
+    volume = adv * share / np.exp(log_close) * activity * np.exp(0.3 * rng.standard_normal((T, N)) - 0.045)
     ohlcv = np.stack([np.exp(log_open), np.exp(log_high), np.exp(log_low), np.exp(log_close), volume], axis=-1)
     # rounding in exp() can put open or close a hair outside [low, high]
     ohlcv[..., 1] = np.maximum(ohlcv[..., 1], np.maximum(ohlcv[..., 0], ohlcv[..., 3]))
@@ -374,24 +489,34 @@ def _bars(rng: np.random.Generator, specs: tuple[InstrumentSpec, ...], returns: 
 
 def _macro(rng: np.random.Generator, config: SyntheticConfig, specs: tuple[InstrumentSpec, ...],
            returns: np.ndarray, regime: np.ndarray, daily_vol: np.ndarray, regime_vol: np.ndarray,
-           transition: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-    """VIX-like index, short rate (%), dollar index and credit spread (%), all known at the close."""
+           transition: np.ndarray, calendar: BarCalendar) -> tuple[np.ndarray, tuple[str, ...]]:
+    """VIX-like index, short rate (%), dollar index and credit spread (%), all known at the close.
+    On intraday bars the rates move per day as on daily bars (speed / m and noise / sqrt(m) per
+    bar, m bars a day)."""
     T = returns.shape[0]
+    m = bars_per_day(config.bar_minutes)
     symbols = [s.symbol for s in specs]
     equity = [i for i, s in enumerate(specs) if s.asset_class in ("equity_index", "equity")]
     anchor = symbols.index("SPX500") if "SPX500" in symbols else (equity[0] if equity else 0)
-    # expected next-bar variance of the anchor: regime mix times an EWMA of realised variance
+    # expected next-day variance of the anchor: regime mix times an EWMA of realised variance per
+    # day (on intraday bars, each moving bar's squared return over its share of the day, with the
+    # decay per day of daily bars)
+    share = calendar.share[:T, anchor]
+    moving = int((share[:m] > 0.0).sum())
+    decay, gain = (0.94, 0.06) if m == 1 else (0.94 ** (1.0 / moving), 1.0 - 0.94 ** (1.0 / moving))
     ewma = np.empty(T)
     v = (daily_vol[anchor] * regime_vol[regime[0]]) ** 2
     for t in range(T):
-        v = 0.94 * v + 0.06 * returns[t, anchor] ** 2
+        if share[t] > 0.0:
+            v = decay * v + gain * returns[t, anchor] ** 2 / share[t]
         ewma[t] = v
     regime_var = transition[regime] @ regime_vol**2 * daily_vol[anchor] ** 2
     noise = config.macro_noise
-    vix = 100 * np.sqrt(252 * 0.5 * (ewma + regime_var)) * 1.1 * np.exp(noise * rng.standard_normal(T))
-    rate = _ou(rng, np.array([3.0, 1.5, 0.5])[regime], 0.01, 0.03, 2.0)
-    spread = _ou(rng, np.array([0.9, 1.6, 3.0])[regime], 0.02, 0.03, 1.0)
+    days = config.bars_per_year
+    vix = 100 * np.sqrt(days * 0.5 * (ewma + regime_var)) * 1.1 * np.exp(noise * rng.standard_normal(T))
+    rate = _ou(rng, np.array([3.0, 1.5, 0.5])[regime], 0.01 / m, 0.03 / np.sqrt(m), 2.0)
+    spread = _ou(rng, np.array([0.9, 1.6, 3.0])[regime], 0.02 / m, 0.03 / np.sqrt(m), 1.0)
     weights = {"EURUSD": -0.576, "GBPUSD": -0.119, "USDJPY": 0.136}
     dollar_log = sum(w * returns[:, symbols.index(s)] for s, w in weights.items() if s in symbols)
-    dollar = 100 * np.exp(np.cumsum(dollar_log + 0.001 * rng.standard_normal(T)))
+    dollar = 100 * np.exp(np.cumsum(dollar_log + 0.001 / np.sqrt(m) * rng.standard_normal(T)))
     return np.column_stack([vix, rate, dollar, spread]), ("vix", "short_rate", "dollar_index", "credit_spread")

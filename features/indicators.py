@@ -339,7 +339,7 @@ def close_to_close_vol(close: np.ndarray, window: int, bars_per_year: float) -> 
     check_window(window + 1, len(close), "close_to_close_vol")
     squared = np.zeros_like(close)
     squared[1:] = np.log(close[1:] / close[:-1]) ** 2
-    out = np.sqrt(sma(squared, window) * bars_per_year)
+    out = np.sqrt(np.maximum(sma(squared, window), 0.0) * bars_per_year)      # a flat window rounds to -0
     out[:window] = np.nan
     return out
 
@@ -348,7 +348,7 @@ def parkinson_vol(high: np.ndarray, low: np.ndarray, window: int,
                   bars_per_year: float) -> np.ndarray:
     """(T, N) annualised Parkinson volatility from the high-low range over `window` bars."""
     squared = np.log(high / low) ** 2 / (4.0 * np.log(2.0))
-    return np.sqrt(sma(squared, window) * bars_per_year)
+    return np.sqrt(np.maximum(sma(squared, window), 0.0) * bars_per_year)
 
 
 def garman_klass_vol(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,

@@ -1,5 +1,5 @@
 """No look-ahead: perturbing every price (and volume, macro, sentiment) after bar t leaves every
-observation and reward up to t unchanged, under both execution modes."""
+observation and reward up to t unchanged, under both execution modes, on daily and intraday bars."""
 
 import dataclasses
 
@@ -44,8 +44,9 @@ def rollout(market, execution: str, meta_correlation: str, steps: int):
 
 @pytest.mark.parametrize("execution", EXECUTION_MODES)
 @pytest.mark.parametrize("meta_correlation", ["instruments", "domains"])
-def test_nothing_after_t_reaches_observations_or_rewards_up_to_t(execution, meta_correlation):
-    market = generate(SyntheticConfig(years=1, seed=2))
+@pytest.mark.parametrize("bars", [{"years": 1}, {"years": 0.02, "bar_minutes": 5}], ids=["daily", "5m"])
+def test_nothing_after_t_reaches_observations_or_rewards_up_to_t(execution, meta_correlation, bars):
+    market = generate(SyntheticConfig(seed=2, **bars))
     steps = CUT - WARMUP + 5
     base = rollout(market, execution, meta_correlation, steps)
     moved = rollout(perturbed_after(market, CUT, seed=9), execution, meta_correlation, steps)
