@@ -3,6 +3,8 @@
 Measures env-steps and instrument-steps per second, on one core, of
     numba          VecMarketEnv.step (kernel, observations, autoreset, info; copy=False)
     numba-copy     the same with copy=True (fresh arrays every step, gymnasium's default)
+    numba-window   the same as numba with the rolling window view of the last W bars on
+                   (env.window = W, default 64; synthetic8 only), its rate beside numba's
     numba-kernel   envs.kernels.step alone (step and observations)
     numpy          envs.reference.step: the same step and observations in plain numpy,
                    vectorized over envs (the same numbers; tests hold them together)
@@ -55,19 +57,25 @@ def best_rate(step: Callable[[], object], restart: Callable[[], None], max_steps
 
 
 def bytes_per_env(env: VecMarketEnv) -> int:
-    """State, step outputs and observation row of one env (the tables are shared by all)."""
-    arrays = [*env.state, *env.outputs, env.observation]
+    """State, step outputs, observation row and window ring of one env (the tables are shared)."""
+    arrays = [*env.state, *env.outputs, env.observation] + ([env._window.ring] if env.config.window else [])
     return int(sum(a.nbytes for a in arrays) // env.num_envs)
 
 
-def simulator_rows(market: MarketData, E: int, meta_correlation: str) -> list[dict]:
-    """VecMarketEnv (both copy modes), then the kernel and the numpy step alone, at E envs."""
+def simulator_rows(market: MarketData, E: int, meta_correlation: str, window: int = 0) -> list[dict]:
+    """VecMarketEnv (both copy modes, and with a `window`-bar window view when > 0), then the
+    kernel and the numpy step alone, at E envs."""
     N = market.n_instruments
     actions = np.random.default_rng(0).uniform(-0.5, 0.5, (E, N)).astype(np.float32)
     rows = []
     for impl, copy in (("numba", False), ("numba-copy", True)):
         env = VecMarketEnv(market, EnvConfig(meta_correlation=meta_correlation), E, seed=0, copy=copy)
         rows.append(row(impl, E, N, env_rate(env, actions), env))
+    if window > 0:
+        env = VecMarketEnv(market, EnvConfig(meta_correlation=meta_correlation, window=window), E, seed=0,
+                           copy=False)
+        rows.append(row("numba-window", E, N, env_rate(env, actions), env))
+        rows[-1].update(window=window, window_over_numba=rows[-1]["env_steps_per_s"] / rows[0]["env_steps_per_s"])
     env = VecMarketEnv(market, EnvConfig(episode_length=0, meta_correlation=meta_correlation), E,
                        seed=0, copy=False)
     for impl, step in (("numba-kernel", kernels.step), ("numpy", reference.step)):
@@ -122,11 +130,13 @@ def anytrading_row() -> dict | None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'impl':<15}{'E':>6}{'N':>5}{'env-steps/s':>14}{'instr-steps/s':>15}{'obs':>7}{'B/env':>9}")
+    print(f"{'impl':<15}{'E':>6}{'N':>5}{'env-steps/s':>14}{'instr-steps/s':>15}{'obs':>7}{'B/env':>9}"
+          f"{'vs numba':>10}")
     for r in rows:
+        ratio = f"{r['window_over_numba']:.0%}" if "window_over_numba" in r else ""
         print(f"{r['impl']:<15}{r['E']:>6}{r['N']:>5}{r['env_steps_per_s']:>14,.0f}"
               f"{r['instrument_steps_per_s']:>15,.0f}{r.get('observation_floats', ''):>7}"
-              f"{r.get('bytes_per_env', ''):>9}")
+              f"{r.get('bytes_per_env', ''):>9}{ratio:>10}")
 
 
 def main() -> None:
@@ -134,6 +144,8 @@ def main() -> None:
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 64, 1024, 4096])
     parser.add_argument("--large-envs", type=int, nargs="+", default=[1, 64, 1024],
                         help="env counts for the 500-instrument universe")
+    parser.add_argument("--window", type=int, default=64,
+                        help="bars of the window view measured on synthetic8 (0: not measured)")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, numpy {np.__version__}, "
@@ -142,7 +154,7 @@ def main() -> None:
     with threadpool_limits(1):
         synthetic8 = generate(SyntheticConfig())
         for E in args.envs:
-            rows += simulator_rows(synthetic8, E, "instruments")
+            rows += simulator_rows(synthetic8, E, "instruments", args.window)
         large = generate(SyntheticConfig(universe="factor", n_instruments=500))
         for E in args.large_envs:
             rows += simulator_rows(large, E, "domains")

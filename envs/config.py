@@ -31,6 +31,9 @@ class EnvConfig:
     return_lags: int = 5
     # meta observation: this many most recent portfolio log returns
     portfolio_window: int = 20
+    # sequence view: the instrument features of this many most recent bars, oldest first
+    # (`VecMarketEnv.window_observation`); 0: the single-bar observation only
+    window: int = 0
     # EWMA half-lives in bars: instrument volatility (costs and features), average traded
     # notional (impact), return correlation (meta), portfolio volatility (tail penalty) and
     # per-domain performance (meta)
@@ -70,7 +73,8 @@ class EnvConfig:
             if not value > 0:
                 raise ValueError(f"env.{key}={value} must be > 0")
         non_negative = {"episode_length": self.episode_length, "warmup_bars": self.warmup_bars,
-                        "return_lags": self.return_lags, "drawdown_penalty": self.drawdown_penalty,
+                        "return_lags": self.return_lags, "window": self.window,
+                        "drawdown_penalty": self.drawdown_penalty,
                         "turnover_penalty": self.turnover_penalty, "tail_penalty": self.tail_penalty,
                         "tail_sigmas": self.tail_sigmas,
                         "liquidation_fee_bps": self.liquidation_fee_bps}

@@ -7,6 +7,9 @@ own overlay, calls `step_weights` directly. Episodes autoreset in the same step
 (`AutoresetMode.SAME_STEP`): a finished env's row of the returned observation already starts its
 next episode, and `info["final_obs"]` holds its last observation (rows flagged by
 `info["_final_obs"]`). Every other info array reports the step just taken, before any reset.
+With `env.window = W > 0`, `window_observation()` is an (E, W, N, F) view of the instrument
+features of each env's last W bars (`envs.window`), and `info["final_window"]` holds the last
+windows of the finished episodes only, in env order (a copy).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from envs.state import (
     kernel_params,
 )
 from envs.tables import build_tables
+from envs.window import BarWindow
 
 Overlay = Callable[[np.ndarray], np.ndarray]
 
@@ -82,6 +86,8 @@ class VecMarketEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._np_random, self._np_random_seed = seeding.np_random(seed)
         self._covariance: np.ndarray | None = None                              # this bar's, once asked for
+        self._window = (BarWindow(self.tables.instrument_features, num_envs, config.window)
+                        if config.window > 0 else None)
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None,
@@ -113,6 +119,8 @@ class VecMarketEnv(VectorEnv):
             raise ValueError(f"weights of env {bad} are infinite: {weights[bad]}")
         kernels.step(weights, self.tables, self.costs, self.params, self.domain_index, self.state,
                      self.outputs, self.observation)
+        if self._window is not None:
+            self._window.advance(self.state.bar)
         self._covariance = None
         out = self.outputs
         info = self._info()
@@ -122,6 +130,8 @@ class VecMarketEnv(VectorEnv):
             final_obs = np.zeros_like(self.observation)
             final_obs[finished] = self.observation[finished]
             info["final_obs"], info["_final_obs"] = final_obs, done
+            if self._window is not None:
+                info["final_window"] = self._window.view()[finished]         # (finished, W, N, F)
             self._start(finished)
         return (self._out(self.observation), self._out(out.reward), self._out(out.terminated),
                 self._out(out.truncated), info)
@@ -144,6 +154,17 @@ class VecMarketEnv(VectorEnv):
         """Domain `domain`'s instruments (E, n_d, F + 4) and domain state (E, 4)."""
         return views.specialist_observation(self.observation, self.layout, domain,
                                             self.domain_members[domain])
+
+    def window_observation(self) -> np.ndarray:
+        """(E, W, N, F) view of each env's instrument features over its last W bars, oldest first
+        (the last row is the current bar's); the next step overwrites it. Needs env.window > 0."""
+        if self._window is None:
+            raise RuntimeError("the window view is off: set env.window to the number of bars it holds")
+        return self._window.view()
+
+    def specialist_window(self, domain: int) -> np.ndarray:
+        """(E, W, n_d, F) domain `domain`'s instruments in the window (a view when contiguous)."""
+        return self.window_observation()[:, :, self.domain_members[domain]]
 
     def meta_observation(self) -> np.ndarray:
         """(E, meta size) view of the current meta observations."""
@@ -211,6 +232,8 @@ class VecMarketEnv(VectorEnv):
             ends = starts + config.episode_length
         kernels.reset(envs, starts, ends, self.tables, self.params, self.domain_index, self.state,
                       self.observation)
+        if self._window is not None:
+            self._window.refill(envs, starts)
 
     def _info(self) -> dict[str, Any]:
         out, state = self.outputs, self.state
