@@ -66,16 +66,18 @@ class Order:
 
 
 def parse_hours(window: str, key: str) -> tuple[set[int], int, int]:
-    """("mon-fri 00:00-21:00") -> (weekdays, first minute, last minute + 1) in UTC."""
+    """("mon-fri 00:00-21:00") -> (weekdays, first minute, last minute + 1) in UTC; a day range
+    may wrap the week ("sun-thu")."""
     try:
         days, hours = window.split()
         first_day, _, last_day = days.lower().partition("-")
-        span = range(DAYS.index(first_day), DAYS.index(last_day or first_day) + 1)
+        first, last = DAYS.index(first_day), DAYS.index(last_day or first_day)
+        span = [d % 7 for d in range(first, last + 1 + (7 if last < first else 0))]     # sun-fri wraps
         start, _, end = hours.partition("-")
         minutes = [int(h) * 60 + int(m) for h, m in (start.split(":"), end.split(":"))]
     except ValueError:
         raise ValueError(f"{key}='{window}' is not 'mon-fri HH:MM-HH:MM'") from None
-    if not span or not 0 <= minutes[0] < minutes[1] <= 24 * 60:
+    if not 0 <= minutes[0] < minutes[1] <= 24 * 60:
         raise ValueError(f"{key}='{window}' names an empty window")
     return set(span), minutes[0], minutes[1]
 
