@@ -84,8 +84,26 @@ class NormalizationConfig:
 
 
 @dataclass
+class TimeframeConfig:
+    """Multiple timeframes (off while `bars` is empty): a compact indicator set on coarser bars of
+    `bars[k]` base bars each, seen only once a coarse bar has closed, and the pattern library's
+    signals on the base and every coarse timeframe with their agreement (`features.timeframes`)."""
+
+    bars: list[int] = field(default_factory=list)  # e.g. [6, 24]: 30 min and 2 h on 5-min bars
+    window: int = 20                # coarse bars: indicator windows; breakouts and bands: range
+    ema_fast: int = 10              # trend continuation: the trend is the fast EMA against the slow
+    ema_slow: int = 30
+    trend_persist: int = 3          # bars the trend must have held
+    volume_ratio: float = 1.5       # breakout: volume above this times the range's mean volume
+    band_width: float = 2.0         # band reversion: Bollinger width, in standard deviations
+    rsi_window: int = 14
+    rsi_low: float = 30.0
+    rsi_high: float = 70.0
+
+
+@dataclass
 class FeaturesConfig:
-    """All feature families and the ablation switches `sentiment` and `regime`."""
+    """All feature families and the ablation switches `sentiment`, `regime` and `timeframes`."""
 
     sentiment: bool = True
     regime: bool = True
@@ -95,5 +113,6 @@ class FeaturesConfig:
     sentiment_model: SentimentConfig = field(default_factory=SentimentConfig)
     regimes: RegimeConfig = field(default_factory=RegimeConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
+    timeframes: TimeframeConfig = field(default_factory=TimeframeConfig)
     cache: bool = True
     cache_root: str = str(DEFAULT_ROOT)      # the data lake's root ($HMARL_DATA_LAKE or data_lake)

@@ -1,6 +1,7 @@
 """The causal feature pipeline: `MarketData` + `FeaturesConfig` in, float32 tensors out.
 
-    instrument_features (T, N, F)   indicators, volatility, volume and sentiment per instrument
+    instrument_features (T, N, F)   indicators, volatility, volume and sentiment per instrument, and
+                                    (opt-in) coarse timeframes and pattern signals (features.timeframes)
     global_features     (T, G)      macro series and covariance summaries of the universe
     regime_probs        (T, K)      filtered HMM regime probabilities (K = 0 with regime: false)
 
@@ -9,8 +10,9 @@ Every value at t uses data stamped <= t; the HMM is the only fitted part and see
 and unavailable inputs are 0; `FeatureSet.warmup_bars` is the first bar at which every instrument
 feature and covariance summary is standardised rather than 0 (a macro series that starts later
 has its own `<name>_available` flag instead). Flags (`has_ohlc`, `has_volume`, `<macro>_available`) pass through
-unscaled as 0/1. Closes-only instruments (has_ohlc False): ATR uses the close-to-close true range
-|c_t - c_{t-1}|, and the Parkinson and Garman-Klass volatilities fall back to close-to-close;
+unscaled as 0/1, pattern signals and synergies (`pat_*`, `synergy*`) as they are, in [-1, 1].
+Closes-only instruments (has_ohlc False): ATR uses the close-to-close true range |c_t - c_{t-1}|,
+and the Parkinson and Garman-Klass volatilities fall back to close-to-close;
 instruments without volume get 0 for OBV, VWAP and abnormal volume. Results are cached in the data
 lake (`features/<market>-<key>/`, Parquet) under a hash of the data, config and train_end.
 """
@@ -36,9 +38,11 @@ from features.normalize import rolling_zscore
 from features.regimes import RegimeDetector, regime_inputs
 from features.sentiment import FEATURE_NAMES as SENTIMENT_NAMES
 from features.sentiment import read_texts, sentiment_features
+from features.timeframes import timeframe_features
 
 SCHEMA_VERSION = 3
 FLAG_NAMES = ("has_ohlc", "has_volume")
+SIGNAL_PREFIXES = ("pat_", "synergy")
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,8 +63,9 @@ class FeatureSet:
 
 
 def is_flag(name: str) -> bool:
-    """Whether a feature is a 0/1 flag that normalisation leaves alone."""
-    return name in FLAG_NAMES or name.endswith("_available")
+    """Whether a feature is a 0/1 flag, or a pattern signal or synergy in [-1, 1]
+    (`features.timeframes`), that normalisation leaves alone."""
+    return name in FLAG_NAMES or name.endswith("_available") or name.startswith(SIGNAL_PREFIXES)
 
 
 def _ohlc(market: MarketData) -> tuple[np.ndarray, ...]:
@@ -191,6 +196,12 @@ def compute_features(market: MarketData, config: FeaturesConfig, train_end: int 
             instrument = np.concatenate([instrument, sentiment], axis=-1)
             instrument_names += SENTIMENT_NAMES
     lap("sentiment")
+    if config.timeframes.bars:
+        frames, frame_names = timeframe_features(*_ohlc(market), market.field("volume"), market.has_volume,
+                                                 market.bars_per_year, config.timeframes, market.name)
+        instrument = np.concatenate([instrument, frames], axis=-1)
+        instrument_names += frame_names
+        lap("timeframes")
     macro, macro_names = macro_features(market, config.macro)
     lap("macro")
     cov = config.covariance
