@@ -40,14 +40,21 @@ TRIAL_FILE = "search.json"      # a hyperparameter-search trial's result (learne
 FINISHED = Path("eval") / "metrics.json"     # what a finished training run leaves (learners.run.folder)
 
 
+def task_overrides(config: DictConfig) -> list[str]:
+    """The command line's overrides as typed: an override whose value is an interpolation
+    ('a="${eq:${ablation.name},full}"') unresolved, as each job receives it."""
+    return OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+
+
 def expected_jobs(config: DictConfig) -> list[list[str]] | None:
     """The overrides of every job hydra's basic sweeper will launch, in launch order (the
     sweeper's own expansion of `hydra.sweeper.params` and the command line); None for another
     sweeper, which picks its jobs as it goes (a search)."""
     if not str(config.hydra.sweeper._target_).endswith("BasicSweeper"):
         return None
-    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    params = OmegaConf.select(config, "hydra.sweeper.params")
+    params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + task_overrides(config)
     parsed = OverridesParser.create().parse_overrides(arguments)
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
@@ -67,7 +74,7 @@ class SweepRecord(Callback):
                   "launcher_class": launcher._target_, "sweeper_class": sweeper._target_,
                   "launcher_settings": {key: value for key, value in OmegaConf.to_container(launcher).items()
                                         if key != "_target_"},
-                  "command": list(config.hydra.overrides.task), "jobs": expected_jobs(config)}
+                  "command": task_overrides(config), "jobs": expected_jobs(config)}
         if record["jobs"] is None:
             record["trials"] = OmegaConf.select(config, "hydra.sweeper.n_trials")
         folder = Path(config.hydra.sweep.dir)
@@ -93,7 +100,7 @@ class SweepRecord(Callback):
     def _write(config: DictConfig, fields: dict[str, Any]) -> None:
         path = Path(config.hydra.runtime.output_dir) / JOB_FILE
         record = json.loads(path.read_text()) if path.exists() else {}
-        record.update({"num": int(config.hydra.job.num), "overrides": list(config.hydra.overrides.task),
+        record.update({"num": int(config.hydra.job.num), "overrides": task_overrides(config),
                        "host": socket.gethostname(), "pid": os.getpid(), **fields})
         write_json(path, record)
 
@@ -118,7 +125,7 @@ class SweepJob:
     def describe(self) -> str:
         where = f" in {self.folder}" if self.folder is not None else ""
         why = f": {self.error}" if self.error else ""
-        return f"{' '.join(self.overrides)}: {self.status}{where}{why}"
+        return f"{' '.join(self.varying or self.overrides)}: {self.status}{where}{why}"
 
 
 def sweep_records(folder: str | Path) -> list[dict[str, Any]]:

@@ -50,17 +50,22 @@ def test_search_trials_counts_every_trial_of_each_search(tmp_path):
 @pytest.mark.slow
 def test_a_failed_job_does_not_stop_the_others_and_the_sweep_names_it(tmp_path):
     sweep = tmp_path / "sweep"
+    # an interpolated override (as the Makefile's walk-forward one) is matched as typed, not as resolved
     done = subprocess.run([sys.executable, "-m", "learners.train", "-m", *SMOKE, "seed=7,-1,0",
-                           f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed${seed}"],
+                           'evaluation.pre_cost="${eq:${seed},7}"', f"hydra.sweep.dir={sweep}",
+                           "hydra.sweep.subdir=seed${seed}"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode != 0 and "seed=-1 is out of range" in done.stderr
     record, = sweep_records(sweep)
     assert record["launcher"] == "basic" and record["sweeper"] == "basic"
-    assert [job[-1] for job in record["jobs"]] == ["seed=7", "seed=-1", "seed=0"]
-    jobs = {job.overrides[-1]: job for job in sweep_jobs(sweep)}
+    assert [job[-2] for job in record["jobs"]] == ["seed=7", "seed=-1", "seed=0"]
+    jobs = {job.overrides[-2]: job for job in sweep_jobs(sweep)}
+    assert len(jobs) == 3
     assert jobs["seed=7"].status == jobs["seed=0"].status == "finished"     # the job after the failure ran
     assert jobs["seed=-1"].status == "failed" and "seed=-1 is out of range" in jobs["seed=-1"].error
-    assert (sweep / "seed0" / "eval" / "metrics.json").exists()
+    assert json.loads((sweep / "seed7" / "eval" / "metrics.json").read_text())["pre_cost"]
+    assert not json.loads((sweep / "seed0" / "eval" / "metrics.json").read_text())["pre_cost"]
     listed = subprocess.run([sys.executable, "-m", "learners.run.sweep", str(sweep)], capture_output=True, text=True,
                             timeout=120)
-    assert "launcher basic" in listed.stdout and "seed=-1: failed" in listed.stdout
+    assert "launcher basic" in listed.stdout and "seed=-1: failed in" in listed.stdout
+    assert "seed=-1 is out of range" in listed.stdout
