@@ -142,3 +142,13 @@ def test_costs_financing_and_annualisation_follow_the_bar_length(five_minute):
     assert np.sum(financing) == pytest.approx(notional * levered * rate / 252, rel=0.01)   # one day's
     vol = close_to_close_vol(market.close, 2000, market.bars_per_year)[-1, :3]
     np.testing.assert_allclose(vol, [s.annual_vol for s in SYNTHETIC8[:3]], rtol=0.35)
+
+
+def test_macro_keeps_its_daily_scale(hourly_long):
+    """The VIX-like index annualises a daily variance (no 252 per bar) and the rates move per day."""
+    daily = generate(SyntheticConfig(years=30, seed=11, jumps_per_year=0.0, momentum=0.0))
+    for name, tolerance in (("vix", 0.15), ("short_rate", 0.5)):
+        m = daily.macro_names.index(name)
+        assert np.median(hourly_long.macro[:, m]) == pytest.approx(np.median(daily.macro[:, m]), rel=tolerance)
+    day_changes = np.diff(hourly_long.macro[23::24, 1])                     # the rate, day to day
+    assert np.std(day_changes) == pytest.approx(np.std(np.diff(daily.macro[:, 1])), rel=0.25)
