@@ -6,6 +6,17 @@ gave (allocation (D,) and appetite), and outputs one value per domain's reward, 
 advantage is GAE of its own reward under the joint value. As in MAPPO, the critic learns
 normalised value targets (`learners.ppo.ValueNormalizer`); `values` returns them in reward
 units, as the rollouts and GAE need them.
+
+MAPPO's details kept: a centralised value function of the environment-provided global state;
+value normalisation (running mean and variance of the targets, per domain: exact running
+statistics updated once per rollout, where MAPPO keeps a debiased EMA updated per minibatch);
+value clipping around the old normalised values (clip 0.2, always on); separate optimizers for
+the actors and the critic, each with its own gradient-norm clipping (at PPO's max_grad_norm, 0.5;
+MAPPO: 10); GAE(0.95); advantage normalisation (per minibatch of each actor; MAPPO: over the
+buffer). Not kept: parameter sharing between the actors (each specialist keeps its own), the
+Huber loss (delta 10: the squared error on normalised targets of this size), agent-specific
+global states, death masking (no agent leaves), recurrent policies; epochs and minibatches are
+PPO's here (2 x 4), not MAPPO's per-benchmark choices.
 """
 
 from __future__ import annotations
