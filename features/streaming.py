@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import multivariate_normal
 
-from envs.market_data import MarketData
+from envs.market_data import FORWARD_FILLED, MarketData
 from features import indicators as ind
 from features.config import FeaturesConfig
 from features.covariance import make_estimator, summarize
@@ -41,13 +41,14 @@ class Bar:
     ohlcv: np.ndarray                     # (N, 5) float64; NaN open/high/low where the instrument has none
     macro: np.ndarray                     # (M,) float64 in the market's macro order
     sentiment: np.ndarray | None = None   # (N,) float64, the numeric sentiment channel
+    observed: np.ndarray | None = None    # (N,) bool, False where the price is FORWARD_FILLED (None: all observed)
 
 
 def market_bars(market: MarketData, start: int = 0, stop: int | None = None) -> Iterator[Bar]:
     """The bars [start, stop) of `market`, one at a time."""
     for t in range(start, market.n_bars if stop is None else stop):
         yield Bar(market.timestamps[t], market.ohlcv[t], market.macro[t],
-                  None if market.sentiment is None else market.sentiment[t])
+                  None if market.sentiment is None else market.sentiment[t], market.quality[t] != FORWARD_FILLED)
 
 
 @dataclass(frozen=True)
@@ -445,10 +446,10 @@ class Indicators(Stream):
             columns += [c / lagged - 1.0, (c - lagged) / c]
         log_hl, log_co = np.log(h / l), np.log(c / o)
         for k, w in enumerate(ic.volatility_windows):
-            cc = np.sqrt(self.cc[k].update(log_return**2) * bpy)
+            cc = np.sqrt(np.maximum(self.cc[k].update(log_return**2), 0.0) * bpy)
             if self.t <= w:
                 cc = _nan(len(c))
-            parkinson = np.sqrt(self.parkinson[k].update(log_hl**2 / (4.0 * np.log(2.0))) * bpy)
+            parkinson = np.sqrt(np.maximum(self.parkinson[k].update(log_hl**2 / (4.0 * np.log(2.0))), 0.0) * bpy)
             squared = 0.5 * log_hl**2 - (2.0 * np.log(2.0) - 1.0) * log_co**2
             gk = np.sqrt(np.maximum(self.gk[k].update(squared), 0.0) * bpy)
             columns += [cc, np.where(self.closes_only, cc, parkinson), np.where(self.closes_only, cc, gk)]

@@ -41,6 +41,7 @@ class PaperBook(VecMarketEnv):
         self.observation = np.zeros((1, self.layout.size), dtype=np.float32)
         self.tables: MarketTables | None = None
         self._covariance: np.ndarray | None = None
+        self._window = None                                   # env.window: the export refuses it
 
     @property
     def opened(self) -> bool:

@@ -153,10 +153,11 @@ class DecisionService:
         ohlcv = np.full((len(self.symbols), len(PRICE_FIELDS)), np.nan)
         for i, symbol in enumerate(self.symbols):
             ohlcv[i] = self._prices(symbol, prices[symbol], self.has_ohlc[i], self.has_volume[i])
+        observed = np.array([not prices[s].get("forward_filled", False) for s in self.symbols])
         macro = self._series(message.get("macro") or {}, self.macro_names, "macro")
         sentiment = self._series(message.get("sentiment") or {}, self.symbols, "sentiment") \
             if self.takes_sentiment else None
-        return Bar(stamp, ohlcv, macro, sentiment)
+        return Bar(stamp, ohlcv, macro, sentiment, observed)
 
     @staticmethod
     def _prices(symbol: str, fields: Any, has_ohlc: bool, has_volume: bool) -> np.ndarray:
@@ -245,7 +246,7 @@ class DecisionService:
         """Fire the kill switch (see module docstring); it stays on until reset."""
         ohlc = bar.ohlcv[:, :4]
         same = np.all((ohlc == self.previous_ohlc) | (np.isnan(ohlc) & np.isnan(self.previous_ohlc)), axis=1)
-        self.repeats = np.where(same, self.repeats + 1, 0)
+        self.repeats = np.where(bar.observed, np.where(same, self.repeats + 1, 0), self.repeats)   # a fill is no print
         self.previous_ohlc = ohlc.copy()
         if self.halted:
             return

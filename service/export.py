@@ -28,7 +28,7 @@ import torch
 import yaml
 from omegaconf import MISSING
 
-from envs.market_data import MarketData
+from envs.market_data import FORWARD_FILLED, MarketData
 from features.streaming import StreamingFeatures, market_bars
 from hierarchy.networks import module_key
 from learners.run.config import SPLITS
@@ -61,6 +61,8 @@ def bar_message(market: MarketData, t: int) -> dict:
         fields = ("open", "high", "low", "close") if market.has_ohlc[i] else ("close",)
         fields += ("volume",) if market.has_volume[i] else ()
         prices[symbol] = {f: market.field(f)[t, i] for f in fields}
+        if market.quality[t, i] == FORWARD_FILLED:
+            prices[symbol]["forward_filled"] = True
     message = {"timestamp": market.timestamps[t].isoformat(), "prices": prices,
                "macro": dict(zip(market.macro_names, market.macro[t]))}
     if market.sentiment is not None:
@@ -132,6 +134,11 @@ def export(config: ExportConfig) -> Path:
     if out.exists():
         raise FileExistsError(f"{out} exists: remove it or give another out=")
     ws, policies = restore(checkpoint)
+    unsupported = {"hierarchy.coordinator": (ws.config.hierarchy.coordinator, "meta"),
+                   "env.window": (ws.settings.eval_env.window, 0)}
+    for key, (value, served) in unsupported.items():
+        if value != served:
+            raise ValueError(f"{checkpoint}: {key}={value!r}; the service serves {key}={served!r} only")
     if ws.config.leak_next_return:
         raise ValueError(f"{checkpoint}: a leak_next_return control run reads the next bar's return; "
                          "it cannot be served")

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -87,7 +88,9 @@ def replay(service: DecisionService, path: Path, speed: float) -> int:
 
 
 def handler(service: DecisionService) -> type[BaseHTTPRequestHandler]:
-    """The request handler of `service`'s HTTP endpoint."""
+    """The request handler of `service`'s HTTP endpoint: connections on their own threads,
+    requests one at a time (the service takes one bar after another)."""
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"           # keep-alive: a client sends bar after bar on one connection
@@ -115,17 +118,18 @@ def handler(service: DecisionService) -> type[BaseHTTPRequestHandler]:
             message = self._body()
             if message is None:
                 return
-            if self.path == "/bar":
-                response = service.on_bar(message)
-                self._reply(422 if response["status"] == "refused" else 200, response)
-            else:
-                self._reply(200, service.reset_kill_switch(str(message.get("note", ""))))
+            with lock:
+                response = service.on_bar(message) if self.path == "/bar" \
+                    else service.reset_kill_switch(str(message.get("note", "")))
+            self._reply(422 if response.get("status") == "refused" else 200, response)
 
         def do_GET(self) -> None:
             if self.path != "/status":
                 self._reply(404, {"error": f"no endpoint {self.path}: GET /status"})
                 return
-            self._reply(200, service.status())
+            with lock:
+                status = service.status()
+            self._reply(200, status)
 
         def log_message(self, format: str, *args) -> None:   # the audit log is the record, not stderr
             pass
@@ -134,7 +138,7 @@ def handler(service: DecisionService) -> type[BaseHTTPRequestHandler]:
 
 
 def serve_http(service: DecisionService, port: int) -> None:
-    server = HTTPServer(("127.0.0.1", port), handler(service))
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler(service))
     print(f"service.serve: listening on http://127.0.0.1:{server.server_address[1]} (POST /bar)", flush=True)
     try:
         server.serve_forever()

@@ -12,8 +12,7 @@ from features.streaming import Bar, FeatureRow, Stream
 
 
 class StreamingTables(Stream):
-    """Rows of `MarketTables` for consecutive bars of a window (every bar observed: the stream
-    refuses incomplete bars before they get here)."""
+    """Rows of `MarketTables` for consecutive bars of a window."""
 
     def __init__(self, config: EnvConfig, has_ohlc: np.ndarray, has_volume: np.ndarray, bars_per_year: float,
                  macro_names: tuple[str, ...], domain_index: np.ndarray, n_domains: int) -> None:
@@ -36,6 +35,7 @@ class StreamingTables(Stream):
         self.adv_weighted, self.adv_weight = np.zeros(N), 0.0
         self.covariance = np.zeros((K, K))
         self.previous_close = np.full(N, np.nan)
+        self.previous_observed = np.ones(N, dtype=bool)
         self.t = 0
 
     def update(self, bar: Bar, features: FeatureRow) -> MarketTables:
@@ -61,10 +61,12 @@ class StreamingTables(Stream):
         correlation = self._correlation(log_return if self.domain_weights.size == 0
                                         else (log_return[None] @ self.domain_weights)[0], t)
         glob = np.concatenate([correlation, features.global_, features.regime]).astype(np.float32)
-        observed = np.ones((1, len(close)), dtype=bool)
+        observed = np.ones(len(close), dtype=bool) if bar.observed is None else np.asarray(bar.observed, dtype=bool)
+        fill_tradable = np.where(self.at_open, observed, self.previous_observed) & (t > 0)
+        self.previous_observed = observed.copy()
         return MarketTables(
-            close=close[None], fill_price=fill_price[None], fill_tradable=observed & (t > 0),
-            close_tradable=observed, bar_vol=bar_vol[None], adv_notional=adv[None],
+            close=close[None], fill_price=fill_price[None], fill_tradable=fill_tradable[None],
+            close_tradable=observed[None], bar_vol=bar_vol[None], adv_notional=adv[None],
             short_rate=np.array([short_rate]), instrument_features=features.instrument[None],
             global_observation=glob[None])
 
