@@ -5,7 +5,7 @@ raw bytes), written atomically by rename: for files written once (the artifact's
 
 `StateFile`: a state rewritten after every bar. A rename per write costs milliseconds on a
 journaling disk, so the state goes into two slots in turn (`<name>.0`, `<name>.1`), each
-prefixed by its sequence number, length and CRC-32: a write cut short (the process killed
+prefixed by its sequence number, length and Adler-32 checksum: a write cut short (the process killed
 mid-way) spoils only the slot being written, and `read` returns the newest intact slot, the
 state of the last bar fully written. Like a rename without fsync, this survives a killed
 process, not a lost machine.
@@ -24,22 +24,28 @@ import numpy as np
 from storage.atomic import atomic_path
 
 MAGIC = b"HMARLARR"
-SLOT = struct.Struct("<8sQQI")           # magic, sequence number, payload length, CRC-32 of the payload
+SLOT = struct.Struct("<8sQQI")           # magic, sequence number, payload length, Adler-32 of the payload
 
 
-def pack(arrays: dict[str, np.ndarray]) -> bytes:
-    """Header and raw bytes of `arrays` (numeric arrays only)."""
-    header, chunks, offset = {}, [], 0
-    for name, value in arrays.items():
-        value = np.asarray(value)
-        value = value if value.flags.c_contiguous else np.ascontiguousarray(value)   # (0-d stays 0-d)
-        if value.dtype.hasobject:
-            raise TypeError(f"array '{name}' holds Python objects; only numeric arrays are stored")
-        header[name] = [value.dtype.str, list(value.shape), offset]
-        chunks.append(value.tobytes())
-        offset += value.nbytes
-    encoded = json.dumps(header).encode()
-    return b"".join([MAGIC, struct.pack("<Q", len(encoded)), encoded, *chunks])
+def pack(arrays: dict[str, np.ndarray], headers: dict | None = None) -> bytes:
+    """Header and raw bytes of `arrays` (numeric arrays only); `headers` caches the encoded
+    header of each layout (names, dtypes, shapes)."""
+    values = [np.asarray(v) for v in arrays.values()]
+    values = [v if v.flags.c_contiguous else np.ascontiguousarray(v) for v in values]   # (0-d stays 0-d)
+    layout = tuple((name, v.dtype.str, v.shape) for name, v in zip(arrays, values))
+    encoded = None if headers is None else headers.get(layout)
+    if encoded is None:
+        header, offset = {}, 0
+        for name, dtype, shape in layout:
+            if np.dtype(dtype).hasobject:
+                raise TypeError(f"array '{name}' holds Python objects; only numeric arrays are stored")
+            header[name] = [dtype, list(shape), offset]
+            offset += int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        encoded = json.dumps(header).encode()
+        encoded = MAGIC + struct.pack("<Q", len(encoded)) + encoded
+        if headers is not None:
+            headers[layout] = encoded
+    return b"".join([encoded, *(v.tobytes() for v in values)])
 
 
 def unpack(data: bytes, where: str) -> dict[str, np.ndarray]:
@@ -76,6 +82,7 @@ class StateFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.slots = [self.path.with_name(f"{self.path.name}.{k}") for k in range(2)]
         self._fds: list[int] = []
+        self._headers: dict = {}
         intact = self._intact()
         self.seq = max(intact)[0] if intact else -1
 
@@ -86,10 +93,12 @@ class StateFile:
         """The state after this bar, into the older slot."""
         if not self._fds:
             self._fds = [os.open(slot, os.O_RDWR | os.O_CREAT, 0o644) for slot in self.slots]
-        payload = pack(arrays)
+        payload = pack(arrays, self._headers)
         seq = self.seq + 1
-        fd = self._fds[seq % 2]
-        os.pwrite(fd, SLOT.pack(MAGIC, seq, len(payload), zlib.crc32(payload)) + payload, 0)
+        header = SLOT.pack(MAGIC, seq, len(payload), zlib.adler32(payload))
+        written = os.pwritev(self._fds[seq % 2], [header, payload], 0)
+        if written != SLOT.size + len(payload):
+            raise OSError(f"{self.slots[seq % 2]}: wrote {written} of {SLOT.size + len(payload)} bytes (disk full?)")
         self.seq = seq
 
     def read(self) -> dict[str, np.ndarray]:
@@ -111,7 +120,7 @@ class StateFile:
                 continue
             magic, seq, size, crc = SLOT.unpack(data[:SLOT.size])
             payload = data[SLOT.size:SLOT.size + size]
-            if magic == MAGIC and len(payload) == size and zlib.crc32(payload) == crc:
+            if magic == MAGIC and len(payload) == size and zlib.adler32(payload) == crc:
                 found.append((seq, slot, payload))
         return found
 

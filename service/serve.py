@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
 from omegaconf import MISSING
 
@@ -150,6 +151,7 @@ def serve_http(service: DecisionService, port: int) -> None:
 
 def main() -> None:
     config = parse_command_line(ServeConfig, sys.argv[1:], "service.serve")
+    torch.set_num_threads(1)                    # one bar at a time through small networks: threads only add latency
     try:
         service = open_service(config)
     except (ValueError, FileNotFoundError) as error:
