@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,6 +74,8 @@ class Stream:
         state = {}
         for key, owner, name in self._leaves:
             value = getattr(owner, name)
+            if isinstance(value, np.memmap):
+                continue
             state[prefix + key] = value if isinstance(value, np.ndarray) else np.array(value)
         return state
 
@@ -81,7 +84,7 @@ class Stream:
         leaves = []
         for name, value in vars(self).items():
             key = prefix + name
-            if name.startswith("_"):
+            if name.startswith("_") or isinstance(value, np.memmap):   # a memory-mapped array keeps itself
                 continue
             if isinstance(value, Stream):
                 leaves += value._find_leaves(key + ".")
@@ -129,6 +132,25 @@ class Ring(Stream):
     def last(self, n: int) -> np.ndarray:
         """(n, width) the last n rows, oldest first."""
         return self.values[(self.head - n + np.arange(n)) % len(self.values)]
+
+    def keep_in(self, path: Path, fresh: bool) -> None:
+        """Hold the rows in a memory-mapped file at `path`, written from the rows held now when
+        `fresh`, else read as the rows: each push then writes its one row there, and
+        `state_dict` leaves the rows out (a service saving its state every bar then writes one
+        row of a large ring, not all of it). A row pushed for a bar whose state was not saved
+        yet lands in the slot of the oldest row; a ring one row longer than its users read
+        keeps the saved state's rows intact."""
+        if fresh:
+            rows = np.lib.format.open_memmap(path, mode="w+", dtype=self.values.dtype, shape=self.values.shape)
+            rows[...] = self.values
+        else:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: the ring's rows are missing beside the saved state")
+            rows = np.lib.format.open_memmap(path, mode="r+")
+            if rows.shape != self.values.shape or rows.dtype != self.values.dtype:
+                raise ValueError(f"{path} holds {rows.dtype} {rows.shape}, the ring {self.values.dtype} "
+                                 f"{self.values.shape}")
+        self.values = rows
 
 
 def _nan(width: int) -> np.ndarray:
@@ -640,7 +662,7 @@ class RollingZScore(Stream):
         self.flags = np.asarray(flags, dtype=bool)
         self.total, self.total2 = np.zeros(C), np.zeros(C)
         self.count = np.zeros(C, dtype=np.int64)
-        self.ring = Ring(norm.window, C)
+        self.ring = Ring(norm.window + 1, C)          # reads the last `window` rows (+1: see Ring.keep_in)
 
     def update(self, x: np.ndarray) -> np.ndarray:
         finite = np.isfinite(x)

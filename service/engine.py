@@ -17,8 +17,9 @@ Each bar, in order:
      refused order is not sent and its instrument is held;
   5. the decision is appended to the hash-chained audit log, then the whole state (features,
      tables, book, decision rhythm, risk tracker, compliance memory, pending orders) is written
-     atomically. A service killed between the two re-decides that bar on restart, finds the
-     same record at the log's end and does not append it twice.
+     atomically (the normalisation windows' rows live in memory-mapped files, one row written a
+     bar: `features.streaming.Ring.keep_in`). A service killed between the two re-decides that
+     bar on restart, finds the same record at the log's end and does not append it twice.
 
 With the permissive default rules and no kill, the decisions are the backtest's bit for bit.
 """
@@ -45,6 +46,7 @@ from service.policy import ScriptedHierarchy
 from storage.atomic import json_ready
 
 PRICE_FIELDS = ("open", "high", "low", "close", "volume")
+RINGS = ("instrument_norm", "global_norm")     # the large rings, kept in memory-mapped files
 TRACKER_FIELDS = ("peak", "drawdown", "flat_left", "episode_step", "step")
 
 
@@ -101,6 +103,8 @@ class DecisionService:
         self.state_file = StateFile(Path(state_dir) / "state.bin")
         self.audit = AuditLog(Path(state_dir) / "audit.jsonl")
         self.unsaved: dict | None = None
+        for name in RINGS:                     # the rows of the normalisation windows: one row written a bar
+            getattr(self.features, name).ring.keep_in(Path(state_dir) / f"{name}.npy", not self.state_file.exists())
         if self.state_file.exists():
             self._load()
 
