@@ -73,3 +73,21 @@ def test_scored_texts_are_refused():
     config.sentiment_model.model_path = "finbert"
     with pytest.raises(ValueError, match="model_path"):
         StreamingFeatures.for_market(market, config, batch)
+
+
+def test_raw_indicators_equal_the_batch_to_1e_9():
+    """Before normalisation too: every raw indicator of every bar within 1e-9 of
+    `indicator_features` (relative to its size; NaN where the batch has warm-up NaN)."""
+    from features.pipeline import indicator_features
+    from features.streaming import Indicators
+
+    market = varied(generate(SyntheticConfig(years=3, seed=3)))
+    config = FeaturesConfig(cache=False, sentiment=False)
+    batch, _ = indicator_features(market, config.indicators)
+    stream = Indicators(config, market.has_ohlc, market.has_volume, market.bars_per_year, sentiment=False)
+    log_returns = market.log_returns
+    raw = np.stack([stream.update(bar, log_returns[t]) for t, bar in enumerate(market_bars(market))])
+    assert raw.shape == batch.shape
+    np.testing.assert_array_equal(np.isnan(raw), np.isnan(batch))
+    finite = np.isfinite(batch)
+    assert np.all(np.abs(raw[finite] - batch[finite]) <= 1e-9 * np.maximum(1.0, np.abs(batch[finite])))
