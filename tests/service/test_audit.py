@@ -94,3 +94,15 @@ def test_array_files_round_trip_and_refuse_foreign_bytes(tmp_path):
     (tmp_path / "y.bin").write_bytes(b"not arrays")
     with pytest.raises(ValueError, match="y.bin: not an array file"):
         read_arrays(tmp_path / "y.bin")
+
+
+def test_the_verifier_command_exits_nonzero_on_a_broken_chain(log):
+    import subprocess
+    import sys
+
+    intact = subprocess.run([sys.executable, "-m", "service.audit", str(log)], capture_output=True, text=True)
+    assert intact.returncode == 0 and "intact, 6 records" in intact.stdout
+    lines = log.read_text().splitlines(keepends=True)
+    rewrite(log, lines[:4] + lines[5:])
+    broken = subprocess.run([sys.executable, "-m", "service.audit", str(log)], capture_output=True, text=True)
+    assert broken.returncode == 1 and "BROKEN" in broken.stderr and "audit.jsonl:5" in broken.stderr
