@@ -94,3 +94,13 @@ def test_pipeline_adds_them_only_when_asked():
     np.testing.assert_array_equal(on.instrument_features[..., signals],
                                   raw[..., [names.index(on.instrument_names[k]) for k in signals]].astype(np.float32))
     assert "tf20_rsi" in on.instrument_names and on.warmup_bars > default.warmup_bars
+
+
+def test_the_pipeline_with_timeframes_never_looks_ahead():
+    market = generate(SyntheticConfig(years=4, seed=5))
+    config = FeaturesConfig(cache=False, regime=False, timeframes=TimeframeConfig(bars=[5, 20]))
+    whole = build_features(market, config, 300)
+    for t in (650, 659, 803):                                      # inside a 20-bar block, its last bar
+        cut = build_features(market.slice_time(0, t + 1), config, 300)
+        np.testing.assert_allclose(cut.instrument_features, whole.instrument_features[: t + 1], rtol=0, atol=1e-5,
+                                   err_msg=f"instrument features at t={t}")
