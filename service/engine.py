@@ -144,6 +144,9 @@ class DecisionService:
             raise BarRefused(f"duplicate: bar {stamp} was already taken")
         if stamp.value < self.last_stamp:
             raise BarRefused(f"out of order: bar {stamp} is older than the last bar taken, {last}")
+        if self.unsaved is not None and stamp != pd.Timestamp(self.unsaved["timestamp"]):
+            raise BarRefused(f"the service stopped after logging bar {self.unsaved['timestamp']} and before saving "
+                             f"its state: send that bar again first")
         if stamp - last > self.max_gap:
             raise BarRefused(f"gap: {stamp - last} since the last bar ({last}); the universe's calendar has at most "
                              f"{self.max_gap} between bars: send the bars in between first")

@@ -96,9 +96,10 @@ def test_a_kill_between_the_audit_record_and_the_state_is_not_logged_twice(artif
     monkeypatch.undo()
     service = DecisionService(load_artifact(artifact), tmp_path / "state")
     assert service.bars == 7 and service.unsaved is not None
+    assert "send that bar again first" in service.on_bar(bars[8])["reason"]
     decisions = [service.on_bar(bar) for bar in bars[7:12]]
     service.close()
-    assert verify(tmp_path / "state" / "audit.jsonl")[0] == 12
+    assert verify(tmp_path / "state" / "audit.jsonl")[0] == 13          # 12 decisions and the refusal
     strip = lambda d: {k: v for k, v in d.items() if k != "service_ms"}
     assert [strip(d) for d in decisions] == [strip(d) for d in reference[7:12]]
 
