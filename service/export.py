@@ -31,6 +31,7 @@ from omegaconf import MISSING
 from envs.market_data import FORWARD_FILLED, MarketData
 from features.streaming import StreamingFeatures, market_bars
 from hierarchy.networks import module_key
+from hierarchy.system import HierarchicalSystem
 from learners.run.config import SPLITS
 from learners.run.folder import RunFolder
 from learners.run.restore import checkpoint_policy, restore
@@ -93,7 +94,7 @@ def _stream_history(ws: Workspace, split: str) -> dict[str, np.ndarray]:
             **{f"tables.{k}": v for k, v in tables.state_dict().items()}}
 
 
-def _trace(ws: Workspace, system, folder: Path) -> None:
+def _trace(ws: Workspace, system: HierarchicalSystem, folder: Path) -> None:
     """meta.pt and specialist_<domain>.pt, each checked against the eager network."""
     env = ws.env("train", 1, ws.config.seed)
     env.reset(seed=ws.config.seed)
@@ -115,7 +116,7 @@ def _trace(ws: Workspace, system, folder: Path) -> None:
             torch.jit.save(traced, str(folder / name))
 
 
-def _as_tuple(value) -> tuple:
+def _as_tuple(value: torch.Tensor | tuple) -> tuple:
     return value if isinstance(value, tuple) else (value,)
 
 
