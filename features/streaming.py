@@ -11,7 +11,8 @@ window every `stride` bars, as the batch does.
 
 The state is a flat dict of arrays (`state_dict`, `load_state_dict`), so a service persists it
 after every bar and loads it back without unpickling anything. The stream takes the market's
-numeric sentiment channel (one message per instrument and bar), not scored texts.
+numeric sentiment channel (one message per instrument and bar), not scored texts, and not the
+opt-in coarse timeframes (`features.timeframes`).
 """
 
 from __future__ import annotations
@@ -702,6 +703,9 @@ class StreamingFeatures(Stream):
         if config.sentiment and (config.sentiment_model.model_path or config.sentiment_model.texts_path):
             raise ValueError("streaming features take the market's numeric sentiment channel, not scored texts "
                              "(features.sentiment_model.model_path / texts_path are set)")
+        if config.timeframes.bars:
+            raise ValueError(f"streaming features do not compute the coarse timeframes and patterns "
+                             f"(features.timeframes.bars={list(config.timeframes.bars)})")
         if config.regime and detector is None:
             raise ValueError("features.regime is on: the stream needs the run's fitted RegimeDetector")
         N = len(has_ohlc)

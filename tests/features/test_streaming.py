@@ -66,12 +66,16 @@ def test_a_state_that_does_not_fit_is_named():
         StreamingFeatures.for_market(market, config, batch).load_state_dict(state)
 
 
-def test_scored_texts_are_refused():
+@pytest.mark.parametrize("key", ["model_path", "timeframes"])
+def test_what_the_stream_does_not_compute_is_refused(key):
     market = generate(SyntheticConfig(years=2, seed=2))
     config = FeaturesConfig(cache=False, regime=False)
     batch = compute_features(market, config, market.n_bars // 2)
-    config.sentiment_model.model_path = "finbert"
-    with pytest.raises(ValueError, match="model_path"):
+    if key == "model_path":
+        config.sentiment_model.model_path = "finbert"
+    else:
+        config.timeframes.bars = [6]
+    with pytest.raises(ValueError, match=key):
         StreamingFeatures.for_market(market, config, batch)
 
 
