@@ -40,7 +40,10 @@ from features.sentiment import FEATURE_NAMES as SENTIMENT_NAMES
 from features.sentiment import read_texts, sentiment_features
 from features.timeframes import timeframe_features
 
-SCHEMA_VERSION = 3
+# part of every cache key: raise it whenever a feature's numbers change (293f017 changed the rolling
+# std's arithmetic without it, so entries cached before it kept serving the old values, one float32 ulp
+# apart in 43 of 1.6M values of the paper market, bb_* and volume_z)
+SCHEMA_VERSION = 4
 FLAG_NAMES = ("has_ohlc", "has_volume")
 SIGNAL_PREFIXES = ("pat_", "synergy")
 
