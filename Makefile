@@ -62,7 +62,7 @@ LAUNCHER_ARGS ?=
 # compared with full on those seeds x the test universes (eval.power)
 PAPER_SEEDS := 0 1 2 3 4
 PAPER_ABLATION_SEEDS := 0 1 2
-PAPER_ABLATIONS := no_meta cql no_sentiment no_regime no_risk_penalty
+PAPER_ABLATIONS := no_meta cql no_sentiment no_regime no_risk_penalty consensus mappo risk_agent multi_timeframe
 PAPER_SWEEP := runs/paper/sweep_$(shell date +%Y-%m-%d_%H-%M-%S)
 PAPER_RESULTS := paper/results
 REPORT_ARGS ?=

@@ -61,10 +61,13 @@ NAMES = {"hierarchy": "Hierarchy (ours)", "flat_ppo": "Flat PPO", "equal_weight"
          "oracle": "Oracle (bound)", "oracle_cost_aware": "Cost-aware oracle (bound)",
          "full": "Full system", "no_meta": "No meta-controller",
          "cql": "With CQL pre-training", "no_sentiment": "No sentiment", "no_regime": "No regime features",
-         "no_risk_penalty": "No risk penalties"}
+         "no_risk_penalty": "No risk penalties", "consensus": "Consensus coordinator",
+         "mappo": "MAPPO (central critic)", "risk_agent": "Learned risk agent",
+         "multi_timeframe": "Multiple timeframes"}
 
 # the ablation config group's options, every one of which the paper's text names
-ABLATIONS: tuple[str, ...] = ("full", "no_meta", "cql", "no_sentiment", "no_regime", "no_risk_penalty", "flat_ppo")
+ABLATIONS: tuple[str, ...] = ("full", "no_meta", "cql", "no_sentiment", "no_regime", "no_risk_penalty", "flat_ppo",
+                              "consensus", "mappo", "risk_agent", "multi_timeframe")
 
 # settings the method section quotes, per config node: (key, decimals, scale)
 CONFIG_MACROS: dict[str, tuple[tuple[str, int, float], ...]] = {
