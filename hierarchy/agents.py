@@ -8,9 +8,12 @@ value)`; SAC and CQL (`learners.sac.SACLearner`, `learners.cql.CQLLearner`) call
 
 A specialist's observation is a dict of tensors (`SPECIALIST_OBS_KEYS`): what its encoder sees
 (domain_obs (B, F_d), instrument_obs (B, n_d, F_i)) and what it was given (allocation,
-appetite (B,)). PPO acts on pre-squash latents u (B, n_d), the positions being tanh(u); CQL on
-the squashed positions tanh(u) in (-1, 1), with the change of variables in its log-density. Both
-views share the same heads and log std, so CQL's actor initialises PPO's policy as it is.
+appetite (B,)); a sequence specialist's also holds its window (B, W, n_d, F_w) and, if it is
+recurrent, the state it held before the bar (B, S) (`SEQUENCE_KEYS`), so that PPO re-runs every
+stored step from the state it was acted from. PPO acts on pre-squash latents u (B, n_d), the
+positions being tanh(u); CQL on the squashed positions tanh(u) in (-1, 1), with the change of
+variables in its log-density. Both views share the same heads and log std, so CQL's actor
+initialises PPO's policy as it is.
 """
 
 from __future__ import annotations
@@ -27,12 +30,19 @@ from hierarchy.networks import FlatPolicy, MetaController, Specialist
 from learners.networks import critic_value, mlp, squashed_gaussian_log_prob, squashed_gaussian_sample
 
 SPECIALIST_OBS_KEYS: tuple[str, ...] = ("domain_obs", "instrument_obs", "allocation", "appetite")
+SEQUENCE_KEYS: tuple[str, ...] = ("window", "state")
 
 
-def specialist_obs(domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor,
-                   appetite: Tensor) -> dict[str, Tensor]:
-    """A specialist's observation as the learners store it."""
-    return dict(zip(SPECIALIST_OBS_KEYS, (domain_obs, instrument_obs, allocation, appetite)))
+def specialist_obs(domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor, appetite: Tensor,
+                   **sequence: Tensor) -> dict[str, Tensor]:
+    """A specialist's observation as the learners store it (`sequence`: its window and state)."""
+    return {**dict(zip(SPECIALIST_OBS_KEYS, (domain_obs, instrument_obs, allocation, appetite))), **sequence}
+
+
+def specialist_distribution(specialist: Specialist, obs: dict[str, Tensor]) -> torch.distributions.Normal:
+    """The specialist's policy at stored observations, its window and state included when stored."""
+    return specialist.distribution(*(obs[key] for key in SPECIALIST_OBS_KEYS),
+                                   **{key: obs[key] for key in SEQUENCE_KEYS if key in obs})
 
 
 class SpecialistPolicy(nn.Module):
@@ -44,7 +54,7 @@ class SpecialistPolicy(nn.Module):
 
     def evaluate(self, obs: dict[str, Tensor], actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(log_prob (B,), entropy (B,), value (B,)) of stored latents `actions` (B, n_d)."""
-        dist = self.specialist.distribution(*(obs[key] for key in SPECIALIST_OBS_KEYS))
+        dist = specialist_distribution(self.specialist, obs)
         return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1), self.value(obs)
 
     def value(self, obs: dict[str, Tensor]) -> Tensor:
@@ -56,7 +66,7 @@ class SpecialistActor(SpecialistPolicy):
     value (the critic learns apart)."""
 
     def evaluate(self, obs: dict[str, Tensor], actions: Tensor) -> tuple[Tensor, Tensor, None]:
-        dist = self.specialist.distribution(*(obs[key] for key in SPECIALIST_OBS_KEYS))
+        dist = specialist_distribution(self.specialist, obs)
         return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1), None
 
 

@@ -130,7 +130,13 @@ class InstrumentHeads(nn.Module):
 
 class Specialist(nn.Module):
     """One domain: a domain encoder, one head per instrument, a state-independent log std per
-    instrument, and a value head of the domain's reward (PPO)."""
+    instrument, and a value head of the domain's reward (PPO). This type ('mlp') encodes the
+    current bar's domain observation alone; the sequence types (`hierarchy.sequence`) also read
+    the env's window of the domain's instruments (`reads_window`) and may carry a recurrent
+    state from bar to bar (`state_size`). Every type's value head reads the current bar."""
+
+    reads_window: bool = False     # its encoder reads the window (B, W, n_d, F_w): needs env.window > 0
+    state_size: int = 0            # the recurrent state (B, state_size) it carries across bars; 0: none
 
     def __init__(self, domain: str, symbols: tuple[str, ...], domain_obs_dim: int,
                  instrument_obs_dim: int, hidden: int = 64, init_log_std: float = -0.5) -> None:
@@ -144,33 +150,50 @@ class Specialist(nn.Module):
     def _given(self, allocation: Tensor, appetite: Tensor) -> Tensor:
         return torch.stack([allocation, appetite], dim=-1)                # (B, 2)
 
-    def forward(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor,
-                appetite: Tensor) -> tuple[Tensor, Tensor]:
-        """Latent means (B, n) and log stds (n,) for the domain's n instruments.
+    def encode(self, domain_obs: Tensor, window: Tensor | None = None,
+               state: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Domain features (B, H) and the next recurrent state (None: the type carries none)."""
+        return self.domain_encoder(domain_obs), None
 
-        domain_obs (B, F_d); instrument_obs (B, n, F_i); allocation, appetite (B,)."""
-        features = self.domain_encoder(domain_obs)                        # (B, H)
+    def head_means(self, features: Tensor, instrument_obs: Tensor, allocation: Tensor,
+                   appetite: Tensor) -> tuple[Tensor, Tensor]:
+        """Latent means (B, n) and log stds (n,) from the domain features (B, H)."""
         B, n = instrument_obs.shape[:2]
         given = self._given(allocation, appetite)
         x = torch.cat([features[:, None].expand(B, n, -1), instrument_obs, given[:, None].expand(B, n, 2)], dim=-1)
         return self.heads(x), self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
-    def distribution(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor,
-                     appetite: Tensor) -> Normal:
+    def forward(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor, appetite: Tensor,
+                window: Tensor | None = None, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Latent means (B, n) and log stds (n,) for the domain's n instruments.
+
+        domain_obs (B, F_d); instrument_obs (B, n, F_i); allocation, appetite (B,); for the
+        sequence types, window (B, W, n, F_w) and the recurrent state held before this bar."""
+        features, _ = self.encode(domain_obs, window, state)
+        return self.head_means(features, instrument_obs, allocation, appetite)
+
+    def distribution(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor, appetite: Tensor,
+                     window: Tensor | None = None, state: Tensor | None = None) -> Normal:
         """The policy over the domain's pre-squash latents u (B, n): independent Gaussians (the
         positions are tanh(u)); built without argument validation, as every input is a network's."""
-        mean, log_std = self(domain_obs, instrument_obs, allocation, appetite)
-        return Normal(mean, log_std.exp().expand_as(mean), validate_args=False)
+        return gaussian(*self(domain_obs, instrument_obs, allocation, appetite, window, state))
 
     def value(self, domain_obs: Tensor, allocation: Tensor, appetite: Tensor) -> Tensor:
         return self.value_head(torch.cat([domain_obs, self._given(allocation, appetite)], dim=-1)).squeeze(-1)
 
 
-SPECIALIST_TYPES: dict[str, type[Specialist]] = {"default": Specialist}
+def gaussian(mean: Tensor, log_std: Tensor) -> Normal:
+    """Independent Gaussians of latent means (B, n) and log stds (n,), without argument validation."""
+    return Normal(mean, log_std.exp().expand_as(mean), validate_args=False)
+
+
+SPECIALIST_TYPES: dict[str, type[Specialist]] = {"mlp": Specialist}
 
 
 def register_specialist(name: str) -> Callable[[type[Specialist]], type[Specialist]]:
-    """Class decorator: make a Specialist subclass selectable by `hierarchy.specialists.<domain>`."""
+    """Class decorator: make a Specialist subclass selectable by `hierarchy.specialist_type` and
+    `hierarchy.specialists.<domain>`. A type that reads the window takes the window's shape
+    (W, F_w) as a sixth constructor argument."""
     def register(cls: type[Specialist]) -> type[Specialist]:
         if name in SPECIALIST_TYPES:
             raise KeyError(f"specialist type '{name}' is already registered")
@@ -180,21 +203,26 @@ def register_specialist(name: str) -> Callable[[type[Specialist]], type[Speciali
 
 
 def build_specialists(domains: dict[str, tuple[str, ...]], types: dict[str, str], domain_obs_dims: dict[str, int],
-                      instrument_obs_dim: int, hidden: int) -> nn.ModuleDict:
+                      instrument_obs_dim: int, hidden: int, default_type: str = "mlp",
+                      window_shape: tuple[int, int] = (0, 0)) -> nn.ModuleDict:
     """One specialist per domain of the universe; `types` maps a domain to a registered type
-    name (domains it does not name get 'default')."""
+    name (domains it does not name get `default_type`); `window_shape` is the env's window
+    (W, F_w), 0 bars when it has none."""
     unknown = sorted(set(types) - set(domains))
     if unknown:
         raise KeyError(f"hierarchy.specialists names domains not in the universe: {unknown}; "
                        f"the universe has {sorted(domains)}")
     specialists = {}
     for domain, symbols in domains.items():
-        name = types.get(domain, "default")
+        key = f"hierarchy.specialists.{domain}" if domain in types else "hierarchy.specialist_type"
+        name = types.get(domain, default_type)
         if name not in SPECIALIST_TYPES:
-            raise KeyError(f"hierarchy.specialists.{domain}: unknown type '{name}'; "
-                           f"registered: {sorted(SPECIALIST_TYPES)}")
-        specialists[module_key(domain)] = SPECIALIST_TYPES[name](
-            domain, symbols, domain_obs_dims[domain], instrument_obs_dim, hidden)
+            raise KeyError(f"{key}: unknown type '{name}'; registered: {sorted(SPECIALIST_TYPES)}")
+        cls = SPECIALIST_TYPES[name]
+        if cls.reads_window and window_shape[0] < 1:
+            raise ValueError(f"{key}='{name}' reads the bars' window: set env.window to its number of bars")
+        args = (domain, symbols, domain_obs_dims[domain], instrument_obs_dim, hidden)
+        specialists[module_key(domain)] = cls(*args, window_shape) if cls.reads_window else cls(*args)
     return nn.ModuleDict(specialists)
 
 
@@ -215,5 +243,5 @@ class FlatPolicy(nn.Module):
         return self.critic(obs).squeeze(-1)
 
 
-__all__ = ["MetaController", "Specialist", "InstrumentHeads", "FlatPolicy", "SPECIALIST_TYPES",
+__all__ = ["MetaController", "Specialist", "InstrumentHeads", "FlatPolicy", "SPECIALIST_TYPES", "gaussian",
            "register_specialist", "build_specialists", "pack_action", "module_key"]

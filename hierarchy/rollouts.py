@@ -248,7 +248,8 @@ def _add_specialist_steps(system: HierarchicalSystem, decision: Decision, buffer
         if final_values is not None:
             final_value[cut_rows] = final_values[d]
         reward = torch.as_tensor(info["domain_reward"][:, d] * reward_scale, dtype=torch.float32)
-        buffer.add(specialist_obs(step.domain_obs, step.instrument_obs, step.allocation, step.appetite),
+        buffer.add(specialist_obs(step.domain_obs, step.instrument_obs, step.allocation, step.appetite,
+                                  **step.sequence),
                    step.latent, step.log_prob, step.value, reward, torch.as_tensor(terminated),
                    torch.as_tensor(truncated), final_value)
 

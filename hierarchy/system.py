@@ -16,7 +16,9 @@ Variants: `coordinator='consensus'` replaces step 1's meta-controller by the con
 vote of the specialists and the risk overlay (`hierarchy.consensus`), its votes, weights and
 rationale in the messages; `risk_agent='learned'` takes the meta's risk appetite from a small
 agent of the portfolio's risk state (`hierarchy.risk_agent`); a centralised critic (MAPPO,
-`hierarchy.critic`) gives the specialists' values in place of their own value heads.
+`hierarchy.critic`) gives the specialists' values in place of their own value heads; sequence
+specialists (`hierarchy.sequence`) also read the env's window of their instruments' last bars, and
+a recurrent one carries its state per env from bar to bar, zeroed when an episode starts.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+import hierarchy.sequence  # noqa: F401  (registers the sequence specialist types)
 from envs.vec_env import VecMarketEnv
 from envs.views import DOMAIN_STATE, specialist_observation
 from hierarchy.consensus import (
@@ -51,7 +54,7 @@ from hierarchy.messages import (
     coordination_signals,
     domain_correlations,
 )
-from hierarchy.networks import MetaController, Specialist, build_specialists, module_key
+from hierarchy.networks import MetaController, Specialist, build_specialists, gaussian, module_key
 from hierarchy.risk_agent import RiskAgent
 from risk.env_hook import RiskHook
 
@@ -69,6 +72,7 @@ class HierarchyConfig:
     meta_dropout: float = 0.1
     logit_scale: float = 3.0
     specialist_hidden: int = 64
+    specialist_type: str = "mlp"          # registered type of the domains `specialists` does not name
     specialists: dict[str, str] = field(default_factory=dict)   # domain -> registered type
     coordination_threshold: float = 0.5   # |correlation| that emits a coordination signal
     coordinator: str = "meta"             # 'meta': the learned meta-controller; 'consensus': the vote
@@ -88,6 +92,7 @@ class SpecialistStep:
     latent: Tensor            # (E, n_d) pre-squash positions
     log_prob: Tensor          # (E,) of the latent (zero when the specialists acted deterministically)
     value: Tensor             # (E,) V(obs) (zero when the specialists acted deterministically)
+    sequence: dict[str, Tensor] = field(default_factory=dict)   # window, recurrent state held before the bar
 
 
 @dataclass
@@ -129,8 +134,9 @@ class HierarchicalSystem(nn.Module):
         domains = {d: market.instruments_of(d) for d in self.domain_names}
         domain_dims = {d: len(symbols) * instrument_dim + len(DOMAIN_STATE) + 1
                        for d, symbols in domains.items()}
+        window_shape = (env.config.window, env.tables.instrument_features.shape[-1])     # (W, F_w)
         self.specialists = build_specialists(domains, config.specialists, domain_dims, instrument_dim,
-                                             config.specialist_hidden)
+                                             config.specialist_hidden, config.specialist_type, window_shape)
         meta_dim = env.meta_observation().shape[1]
         risk_agent = None
         if config.risk_agent == "learned":
@@ -159,6 +165,7 @@ class HierarchicalSystem(nn.Module):
         self.allocation = np.full((num_envs, D), 1.0 / D)
         self.appetite = np.ones(num_envs)
         self.clock = np.zeros(num_envs, dtype=np.int64)   # bars since the meta-controller acted
+        self.states = [torch.zeros(num_envs, specialist.state_size) for specialist in self.specialists.values()]
         if self.consensus is not None:
             self.consensus.bind(num_envs)
 
@@ -166,6 +173,8 @@ class HierarchicalSystem(nn.Module):
         """Episodes (re)started in `envs` (all if None): the meta-controller acts next bar (the
         consensus weights start afresh)."""
         self.clock[slice(None) if envs is None else envs] = 0
+        for state in self.states:
+            state[slice(None) if envs is None else torch.as_tensor(envs)] = 0.0
         if self.consensus is not None:
             self.consensus.restart(slice(None) if envs is None else envs)
 
@@ -189,6 +198,17 @@ class HierarchicalSystem(nn.Module):
             domain_obs = np.concatenate([instrument_obs.reshape(E, -1), domain_state, mean_coordination], axis=1)
             inputs.append((torch.as_tensor(domain_obs, dtype=torch.float32),
                            torch.as_tensor(np.ascontiguousarray(instrument_obs), dtype=torch.float32)))
+        return inputs
+
+    def sequence_inputs(self, env: VecMarketEnv, d: int, rows: np.ndarray | None = None) -> dict[str, Tensor]:
+        """Specialist d's window (E, W, n_d, F_w) (a copy: the env's next step overwrites its view)
+        and the recurrent state it holds (E, S), at envs `rows` (all if None); none for the MLP."""
+        specialist, inputs = self.specialist(d), {}
+        if specialist.reads_window:
+            window = env.specialist_window(d)
+            inputs["window"] = torch.tensor(window if rows is None else window[rows], dtype=torch.float32)
+        if specialist.state_size:
+            inputs["state"] = self.states[d] if rows is None else self.states[d][torch.as_tensor(rows)]
         return inputs
 
     # ------------------------------------------------------------------ one decision
@@ -229,12 +249,16 @@ class HierarchicalSystem(nn.Module):
         for d, (domain_obs, instrument_obs) in enumerate(inputs):
             specialist = self.specialist(d)
             given = allocation_t[:, d]
-            dist = specialist.distribution(domain_obs, instrument_obs, given, appetite_t)
+            sequence = self.sequence_inputs(env, d)
+            features, next_state = specialist.encode(domain_obs, **sequence)
+            dist = gaussian(*specialist.head_means(features, instrument_obs, given, appetite_t))
+            if next_state is not None:
+                self.states[d] = next_state
             latent = dist.mean if specialists_deterministic else dist.sample()
             # nothing learns from a deterministic step: no log-prob or value to compute
             log_prob = torch.zeros(E) if specialists_deterministic else dist.log_prob(latent).sum(-1)
             steps.append(SpecialistStep(domain_obs, instrument_obs, given, appetite_t, latent, log_prob,
-                                        torch.zeros(E)))
+                                        torch.zeros(E), sequence))
             signals[:, self.members[d]] = torch.tanh(latent).double().numpy()
         if not specialists_deterministic:
             values = self.specialist_values([step.domain_obs for step in steps], allocation_t, appetite_t)
@@ -263,7 +287,9 @@ class HierarchicalSystem(nn.Module):
         inputs = self.specialist_inputs(env.observation[acts], coordination)
         allocation = torch.as_tensor(self.allocation[acts], dtype=torch.float32)
         appetite = torch.as_tensor(self.appetite[acts], dtype=torch.float32)
-        convictions = np.stack([torch.tanh(self.specialist(d)(*inputs[d], allocation[:, d], appetite)[0])
+        rows = np.flatnonzero(acts)
+        convictions = np.stack([torch.tanh(self.specialist(d)(*inputs[d], allocation[:, d], appetite,
+                                                              **self.sequence_inputs(env, d, rows))[0])
                                 .abs().mean(-1).double().numpy() for d in range(D)], axis=1)   # (V, D)
         specialist_allocation, specialist_appetite = specialist_proposals(convictions)
         vol = np.sqrt(np.maximum(np.einsum("enn->en", covariance), 0.0))                  # (V, N)

@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 from envs.config import EnvConfig
 from envs.loading import MarketConfig
 from features.config import FeaturesConfig
+from hierarchy.networks import SPECIALIST_TYPES
 from hierarchy.system import COORDINATORS, RISK_AGENTS, HierarchyConfig
 from learners.cql import CQLConfig
 from learners.fabric import FabricConfig
@@ -280,13 +281,18 @@ def check_config(config: TrainConfig) -> None:
     if config.ablation.policy not in ("hierarchy", "flat"):
         raise ValueError(f"ablation.policy='{config.ablation.policy}' is not one of 'hierarchy', 'flat'")
     choices = {"hierarchy.coordinator": COORDINATORS, "hierarchy.risk_agent": RISK_AGENTS,
-               "learner.specialist_critic": SPECIALIST_CRITICS}
+               "learner.specialist_critic": SPECIALIST_CRITICS, "hierarchy.specialist_type": tuple(SPECIALIST_TYPES)}
     for key, allowed in choices.items():
         if setting(config, key) not in allowed:
             raise ValueError(f"{key}='{setting(config, key)}' is not one of {', '.join(allowed)}")
     if config.hierarchy.risk_agent == "learned" and not meta_learns(config):
         raise ValueError("hierarchy.risk_agent='learned' needs a meta-controller to learn with: hierarchy."
                          f"coordinator='{config.hierarchy.coordinator}', ablation.meta={config.ablation.meta}")
+    types = {config.hierarchy.specialist_type, *config.hierarchy.specialists.values()}
+    if config.curriculum.pretrain == "cql" and any(SPECIALIST_TYPES[name].reads_window for name in types
+                                                   if name in SPECIALIST_TYPES):
+        raise ValueError(f"curriculum.pretrain='cql' pre-trains on single-bar behaviour data: the specialist "
+                         f"types {sorted(types)} (hierarchy.specialist_type, hierarchy.specialists) read windows")
     if config.init_from and not Path(config.init_from).is_dir():
         raise FileNotFoundError(f"init_from={config.init_from}: no such run folder")
 
