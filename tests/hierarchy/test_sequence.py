@@ -14,7 +14,7 @@ from envs.vec_env import VecMarketEnv
 from hierarchy.agents import SpecialistPolicy
 from hierarchy.networks import SPECIALIST_TYPES, build_specialists
 from hierarchy.rollouts import collect_rollout
-from hierarchy.sequence import TACTICAL_BARS, causal_mask
+from hierarchy.sequence import TACTICAL_BARS
 from hierarchy.system import HierarchicalSystem, HierarchyConfig
 
 SYMBOLS = ("A", "B")
@@ -42,8 +42,6 @@ def test_the_types_are_registered_and_a_window_type_needs_the_window():
 
 
 def test_the_attention_mask_keeps_each_bar_from_later_bars():
-    assert torch.equal(causal_mask(3), torch.tensor([[False, True, True], [False, False, True],
-                                                     [False, False, False]]))
     net = specialist("transformer")
     window = torch.randn(5, W, len(SYMBOLS), F_W)
     for j in range(W - 1):
