@@ -9,10 +9,12 @@ CQL pre-training is reported as gradient updates per second over the whole pre-t
 (behaviour data, CQL updates of the three specialists, value distillation). Stable-Baselines3's
 PPO (MlpPolicy, the same envs, rollout length, minibatches and epochs as phase 1's PPO) trains
 on `MarketEnv`s of the same training window, features and risk overlay (one env per gymnasium
-env, stepped by its DummyVecEnv). Writes `runs/bench/curriculum.json` and the curriculum table
-of `learners/BENCHMARKS.md`.
+env, stepped by its DummyVecEnv). `--specialist` gives every domain that specialist type
+(`hierarchy.specialist_type`; the sequence types read an env window of `--window` bars). Writes
+`runs/bench/curriculum.json` and the curriculum table of `learners/BENCHMARKS.md`.
 
     python -m learners.experiment.bench --num-envs 64 256 --rollouts 10
+    python -m learners.experiment.bench --phases phase1 --specialist lstm_cnn --window 16 --no-markdown
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from envs.vec_env import MarketEnv
+from hierarchy.networks import SPECIALIST_TYPES
 from learners.bench import BENCHMARKS_MD, replace_block
 from learners.experiment.loop import RunContext
 from learners.experiment.phases import phase1, phase2, phase3, pretrain_cql, train_flat
@@ -107,15 +110,17 @@ def measure(phase: str, config: TrainConfig, ws: Workspace, root: Path) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     run()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"phase": phase, "num_envs": config.budget.num_envs, "unit": unit, "amount": amount, "wall_s": wall,
-            "per_s": amount / wall, "cpu_per_s": amount / cpu}
+    return {"phase": phase, "specialist": config.hierarchy.specialist_type, "num_envs": config.budget.num_envs,
+            "unit": unit, "amount": amount, "wall_s": wall, "per_s": amount / wall, "cpu_per_s": amount / cpu}
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: one row per phase and number of envs."""
-    lines = ["| phase | envs | what | amount | wall s | per s | per CPU s |", "|---|---|---|---|---|---|---|"]
+    """Markdown: one row per phase, specialist type and number of envs."""
+    lines = ["| phase | specialist | envs | what | amount | wall s | per s | per CPU s |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['phase']} | {r['num_envs']} | {r['unit'].replace('_', ' ')} | {r['amount']} | "
+        lines.append(f"| {r['phase']} | {r['specialist']} | {r['num_envs']} | {r['unit'].replace('_', ' ')} | "
+                     f"{r['amount']} | "
                      f"{r['wall_s']:.1f} | {r['per_s']:.0f} | {r['cpu_per_s']:.0f} |")
     return "\n".join(lines)
 
@@ -127,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cql-updates", type=int, default=200, help="CQL updates per specialist")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--specialist", default="mlp", choices=sorted(SPECIALIST_TYPES),
+                        help="every domain's specialist type")
+    parser.add_argument("--window", type=int, default=32, help="env.window of the sequence specialist types")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--markdown", action=argparse.BooleanOptionalAction, default=True,
                         help="rewrite the curriculum table in learners/BENCHMARKS.md")
@@ -136,18 +144,22 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(phases) - set(PHASES))
     if unknown:
         raise SystemExit(f"unknown phases {unknown}; phases are {', '.join(PHASES)}")
+    overrides = [f"hierarchy.specialist_type={args.specialist}", *args.overrides]
+    if SPECIALIST_TYPES[args.specialist].reads_window:
+        overrides.insert(1, f"env.window={args.window}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for num_envs in args.num_envs:
-            config = bench_config(num_envs, args.rollouts, args.cql_updates, args.seed, args.overrides)
+            config = bench_config(num_envs, args.rollouts, args.cql_updates, args.seed, overrides)
             ws = Workspace.build(config)
             for phase in phases:
                 row = measure(phase, config, ws, Path(tmp) / f"envs{num_envs}")
                 rows.append(row)
-                print(f"{phase:9s} E={num_envs:4d}: {row['per_s']:8.0f} {row['unit'].replace('_', '-')}/s "
-                      f"({row['cpu_per_s']:.0f} per CPU s, {row['wall_s']:.1f} s)", flush=True)
+                print(f"{phase:9s} {args.specialist} E={num_envs:4d}: {row['per_s']:8.0f} "
+                      f"{row['unit'].replace('_', '-')}/s ({row['cpu_per_s']:.0f} per CPU s, {row['wall_s']:.1f} s)",
+                      flush=True)
     write_json(args.output, {"settings": {"rollouts": args.rollouts, "cql_updates": args.cql_updates,
-                                          "seed": args.seed, "overrides": args.overrides,
+                                          "seed": args.seed, "overrides": overrides,
                                           "torch_threads": 1}, "rows": rows})
     print(table(rows))
     if args.markdown:
