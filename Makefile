@@ -62,7 +62,10 @@ LAUNCHER_ARGS ?=
 # compared with full on those seeds x the test universes (eval.power)
 PAPER_SEEDS := 0 1 2 3 4
 PAPER_ABLATION_SEEDS := 0 1 2
-PAPER_ABLATIONS := no_meta cql no_sentiment no_regime no_risk_penalty consensus mappo risk_agent multi_timeframe
+# the sequence specialists train slower (phase 1 at 256 envs, one thread: tactical 0.54x, lstm_cnn 0.20x,
+# transformer 0.08x the MLP's env-steps/s): at the paper budget a transformer run spends ~35 min in phase 1
+PAPER_ABLATIONS := no_meta cql no_sentiment no_regime no_risk_penalty consensus mappo risk_agent multi_timeframe \
+	transformer_specialists lstm_cnn_specialists tactical_specialists
 PAPER_SWEEP := runs/paper/sweep_$(shell date +%Y-%m-%d_%H-%M-%S)
 PAPER_RESULTS := paper/results
 REPORT_ARGS ?=

@@ -63,11 +63,13 @@ NAMES = {"hierarchy": "Hierarchy (ours)", "flat_ppo": "Flat PPO", "equal_weight"
          "cql": "With CQL pre-training", "no_sentiment": "No sentiment", "no_regime": "No regime features",
          "no_risk_penalty": "No risk penalties", "consensus": "Consensus coordinator",
          "mappo": "MAPPO (central critic)", "risk_agent": "Learned risk agent",
-         "multi_timeframe": "Multiple timeframes"}
+         "multi_timeframe": "Multiple timeframes", "transformer_specialists": "Transformer specialists",
+         "lstm_cnn_specialists": "LSTM-CNN specialists", "tactical_specialists": "Tactical specialists"}
 
 # the ablation config group's options, every one of which the paper's text names
 ABLATIONS: tuple[str, ...] = ("full", "no_meta", "cql", "no_sentiment", "no_regime", "no_risk_penalty", "flat_ppo",
-                              "consensus", "mappo", "risk_agent", "multi_timeframe")
+                              "consensus", "mappo", "risk_agent", "multi_timeframe", "transformer_specialists",
+                              "lstm_cnn_specialists", "tactical_specialists")
 
 # settings the method section quotes, per config node: (key, decimals, scale)
 CONFIG_MACROS: dict[str, tuple[tuple[str, int, float], ...]] = {
