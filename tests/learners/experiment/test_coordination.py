@@ -15,6 +15,8 @@ import learners.experiment.phases as phases
 from learners.run.config import TrainConfig, check_config, register_configs
 from learners.train import train
 
+from .conftest import killed_at
+
 CONFIGS = str(Path(__file__).resolve().parents[3] / "configs")
 SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]", "phase=all"]
 
@@ -27,19 +29,6 @@ def config(*overrides: str) -> TrainConfig:
         return OmegaConf.to_object(compose("train", overrides=[*SMOKE, *overrides]))
 
 
-def killed_at(monkeypatch, name: str, call: int) -> None:
-    """`phases.name` raises KeyboardInterrupt at its `call`-th call."""
-    real, calls = getattr(phases, name), {"n": 0}
-
-    def dies(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == call:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(phases, name, dies)
-
-
 # the rollout to kill: consensus in phase 3 (phase 2 is skipped), MAPPO in phase 1's second
 # rollout (its critic, normaliser and optimizer restored), the risk agent in phase 2's second
 @pytest.mark.parametrize("ablation, kill", [("consensus", 4), ("mappo", 2), ("risk_agent", 4)])
@@ -47,7 +36,7 @@ def test_each_variant_trains_and_resumes_exactly(ablation, kill, tmp_path, monke
     whole = train(config(f"ablation={ablation}"), tmp_path / "whole")
     run_dir = tmp_path / "killed"
     with monkeypatch.context() as patch:
-        killed_at(patch, "collect_rollout", kill)
+        killed_at(patch, phases, "collect_rollout", kill)
         with pytest.raises(KeyboardInterrupt):
             train(config(f"ablation={ablation}"), run_dir)
     resumed = train(config(f"ablation={ablation}", "resume=true"), run_dir)

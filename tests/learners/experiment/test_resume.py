@@ -15,6 +15,8 @@ import learners.experiment.phases as phases
 from learners.run.config import TrainConfig, register_configs
 from learners.train import train
 
+from .conftest import killed_at
+
 CONFIGS = str(Path(__file__).resolve().parents[3] / "configs")
 SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]"]
 WITH_FLAT = ["phase=1", "evaluation.flat_ppo=true"]
@@ -37,19 +39,6 @@ def compose_backtest(*overrides: str) -> backtest.BacktestConfig:
 def flat_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("flat")
     return run_dir, train(config(*WITH_FLAT), run_dir)
-
-
-def killed_at(monkeypatch, module, name: str, call: int) -> None:
-    """`module.name` raises KeyboardInterrupt at its `call`-th call."""
-    real, calls = getattr(module, name), {"n": 0}
-
-    def dies(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == call:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, dies)
 
 
 def test_the_flat_ppo_killed_before_its_first_checkpoint_resumes_to_the_same_numbers(flat_run, tmp_path,

@@ -14,6 +14,8 @@ from learners.run.config import TrainConfig, check_config, register_configs
 from learners.run.workspace import Workspace
 from learners.train import train
 
+from .conftest import killed_at
+
 CONFIGS = str(Path(__file__).resolve().parents[3] / "configs")
 SMOKE = ["budget=smoke", "market.synthetic.years=4", "evaluation.baselines=[equal_weight]", "phase=all"]
 MIXED = ["ablation=lstm_cnn_specialists", "+hierarchy.specialists.forex=tactical",
@@ -26,19 +28,6 @@ def config(*overrides: str) -> TrainConfig:
         return OmegaConf.to_object(compose("train", overrides=[*SMOKE, *overrides]))
 
 
-def killed_at(monkeypatch, name: str, call: int) -> None:
-    """`phases.name` raises KeyboardInterrupt at its `call`-th call."""
-    real, calls = getattr(phases, name), {"n": 0}
-
-    def dies(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == call:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(phases, name, dies)
-
-
 # killed in phase 1's second rollout (the specialists learning), or phase 3's first
 @pytest.mark.slow
 @pytest.mark.parametrize("overrides, kill", [(["ablation=transformer_specialists"], 2),
@@ -47,7 +36,7 @@ def test_each_type_trains_and_resumes_exactly(overrides, kill, tmp_path, monkeyp
     whole = train(config(*overrides), tmp_path / "whole")
     run_dir = tmp_path / "killed"
     with monkeypatch.context() as patch:
-        killed_at(patch, "collect_rollout", kill)
+        killed_at(patch, phases, "collect_rollout", kill)
         with pytest.raises(KeyboardInterrupt):
             train(config(*overrides), run_dir)
     resumed = train(config(*overrides, "resume=true"), run_dir)
