@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import pickle
 import shutil
 from collections.abc import Iterable
@@ -47,9 +48,12 @@ def make_fabric(config: FabricConfig) -> Fabric:
     """Launch Fabric (spawning DDP processes if asked) and seed this process with seed + rank.
 
     Every process draws different env and sampling noise; `broadcast_parameters` then gives all
-    of them rank 0's initial weights.
+    of them rank 0's initial weights. `torch_threads` also goes to OMP_NUM_THREADS: where that is
+    unset, Lightning's launch sets torch's threads to cores / processes in every process, over ours
+    (a torchrun-started node of one process then trained on every core, and its numbers differed).
     """
     if config.torch_threads > 0:
+        os.environ["OMP_NUM_THREADS"] = str(config.torch_threads)
         torch.set_num_threads(config.torch_threads)
     loggers = [TensorBoardLogger(root_dir=config.log_dir, name=config.run_name)] if config.log_dir else []
     fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
