@@ -176,7 +176,14 @@ class Specialist(nn.Module):
                      window: Tensor | None = None, state: Tensor | None = None) -> Normal:
         """The policy over the domain's pre-squash latents u (B, n): independent Gaussians (the
         positions are tanh(u)); built without argument validation, as every input is a network's."""
-        return gaussian(*self(domain_obs, instrument_obs, allocation, appetite, window, state))
+        return self.policy_step(domain_obs, instrument_obs, allocation, appetite, window, state)[0]
+
+    def policy_step(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor, appetite: Tensor,
+                    window: Tensor | None = None, state: Tensor | None = None) -> tuple[Normal, Tensor | None]:
+        """The policy at this bar (`distribution`) and the recurrent state after it (None: the
+        type carries none): what acting needs."""
+        features, next_state = self.encode(domain_obs, window, state)
+        return gaussian(*self.head_means(features, instrument_obs, allocation, appetite)), next_state
 
     def value(self, domain_obs: Tensor, allocation: Tensor, appetite: Tensor) -> Tensor:
         return self.value_head(torch.cat([domain_obs, self._given(allocation, appetite)], dim=-1)).squeeze(-1)

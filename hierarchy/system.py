@@ -54,7 +54,7 @@ from hierarchy.messages import (
     coordination_signals,
     domain_correlations,
 )
-from hierarchy.networks import MetaController, Specialist, build_specialists, gaussian, module_key
+from hierarchy.networks import MetaController, Specialist, build_specialists, module_key
 from hierarchy.risk_agent import RiskAgent
 from risk.env_hook import RiskHook
 
@@ -134,7 +134,7 @@ class HierarchicalSystem(nn.Module):
         domains = {d: market.instruments_of(d) for d in self.domain_names}
         domain_dims = {d: len(symbols) * instrument_dim + len(DOMAIN_STATE) + 1
                        for d, symbols in domains.items()}
-        window_shape = (env.config.window, env.tables.instrument_features.shape[-1])     # (W, F_w)
+        window_shape = (env.config.window, env.layout.n_features)                        # (W, F_w)
         self.specialists = build_specialists(domains, config.specialists, domain_dims, instrument_dim,
                                              config.specialist_hidden, config.specialist_type, window_shape)
         meta_dim = env.meta_observation().shape[1]
@@ -250,8 +250,7 @@ class HierarchicalSystem(nn.Module):
             specialist = self.specialist(d)
             given = allocation_t[:, d]
             sequence = self.sequence_inputs(env, d)
-            features, next_state = specialist.encode(domain_obs, **sequence)
-            dist = gaussian(*specialist.head_means(features, instrument_obs, given, appetite_t))
+            dist, next_state = specialist.policy_step(domain_obs, instrument_obs, given, appetite_t, **sequence)
             if next_state is not None:
                 self.states[d] = next_state
             latent = dist.mean if specialists_deterministic else dist.sample()

@@ -74,14 +74,17 @@ class _ScriptedMeta(nn.Module):
 
 
 class _ScriptedSpecialist(nn.Module):
+    reads_window = False    # the export refuses env.window: only single-bar specialists are scripted
+    state_size = 0
+
     def __init__(self, scripted: torch.jit.ScriptModule) -> None:
         super().__init__()
         self.scripted = scripted
 
-    def distribution(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor,
-                     appetite: Tensor) -> _Latent:
+    def policy_step(self, domain_obs: Tensor, instrument_obs: Tensor, allocation: Tensor,
+                    appetite: Tensor) -> tuple[_Latent, None]:
         with torch.jit.optimized_execution(False):
-            return _Latent(self.scripted(domain_obs, instrument_obs, allocation, appetite))
+            return _Latent(self.scripted(domain_obs, instrument_obs, allocation, appetite)), None
 
 
 class ScriptedHierarchy(HierarchicalSystem):
