@@ -14,7 +14,6 @@ after the start.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +31,9 @@ def validation_curves(folders: list[RunFolder]) -> pd.DataFrame:
     rows = []
     for folder in folders:
         for phase in TRAINED_PHASES:
-            log = folder.validation_log(phase)
-            if not log.exists():
+            records = folder.validation_records(phase)
+            if not records:
                 continue
-            records = [json.loads(line) for line in log.read_text().splitlines()]
             best = np.maximum.accumulate([r["sharpe"] for r in records])
             rows += [{"run": str(folder.path), "phase": phase, **r, "best": b} for r, b in zip(records, best)]
     if not rows:

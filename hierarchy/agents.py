@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from envs.vec_env import VecMarketEnv
 from hierarchy.distributions import pack_action
-from hierarchy.networks import FlatPolicy, MetaController, Specialist
+from hierarchy.networks import FlatPolicy, MetaController, Specialist, gaussian
 from learners.networks import critic_value, mlp, squashed_gaussian_log_prob, squashed_gaussian_sample
 
 SPECIALIST_OBS_KEYS: tuple[str, ...] = ("domain_obs", "instrument_obs", "allocation", "appetite")
@@ -148,8 +148,7 @@ class FlatAgent(nn.Module):
         return cls(FlatPolicy(env.single_observation_space.shape[0], env.market.n_instruments, 2 * specialist_hidden))
 
     def distribution(self, obs: Tensor) -> torch.distributions.Normal:
-        mean, log_std = self.policy(obs)
-        return torch.distributions.Normal(mean, log_std.exp().expand_as(mean), validate_args=False)
+        return gaussian(*self.policy(obs))
 
     def evaluate(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         dist = self.distribution(obs)

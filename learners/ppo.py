@@ -133,14 +133,17 @@ def ppo_update(policy: nn.Module, optimizer: Optimizer, batch: RolloutBatch, con
         if config.target_kl is not None and fabric.all_reduce(approx_kl, reduce_op="mean") > config.target_kl:
             break
 
-    y_pred, y_true = batch.values, batch.returns
-    var_y = y_true.var()
-    explained_var = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
     value_loss = {} if new_value is None else {"losses/value_loss": v_loss.item()}
     return {**value_loss, "losses/policy_loss": pg_loss.item(),
             "losses/entropy": entropy_loss.item(), "losses/old_approx_kl": old_approx_kl.item(),
             "losses/approx_kl": approx_kl.item(), "losses/clipfrac": torch.stack(clipfracs).mean().item(),
-            "losses/explained_variance": explained_var}
+            "losses/explained_variance": explained_variance(batch.values, batch.returns)}
+
+
+def explained_variance(predicted: Tensor, targets: Tensor) -> float:
+    """1 - Var(targets - predicted) / Var(targets) (NaN when the targets do not vary), CleanRL's."""
+    var_y = targets.var()
+    return float("nan") if var_y == 0 else float(1 - (targets - predicted).var() / var_y)
 
 
 class ValueNormalizer(RunningMeanStd):
@@ -178,9 +181,7 @@ def value_update(critic: nn.Module, normalizer: ValueNormalizer, optimizer: Opti
             v_loss = 0.5 * torch.max((new - target) ** 2, (clipped - target) ** 2).mean()
             check_finite({"losses/value_loss": v_loss}, "MAPPO critic", update)
             optimize(fabric, v_loss, optimizer, config.max_grad_norm)   # global gradient-norm clipping
-    var_y = returns.var()
-    explained_var = float("nan") if var_y == 0 else float(1 - (returns - values).var() / var_y)
-    return {"losses/value_loss": v_loss.item(), "losses/explained_variance": explained_var}
+    return {"losses/value_loss": v_loss.item(), "losses/explained_variance": explained_variance(values, returns)}
 
 
 @dataclass

@@ -48,10 +48,9 @@ class TrialResult:
 
 def best_so_far(folder: RunFolder, phase: str) -> dict[int, float]:
     """{env steps: the best validation Sharpe up to them} of `phase` in `folder` ({} if it has none)."""
-    path = folder.validation_log(phase)
-    if not path.exists():
+    records = folder.validation_records(phase)
+    if not records:
         return {}
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     best = np.maximum.accumulate([record["sharpe"] for record in records])
     return {int(record["env_steps"]): float(value) for record, value in zip(records, best)}
 

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from learners.run.sweep import sweep_jobs
+from learners.run.sweep import missing_jobs
 from storage.atomic import write_json
 
 LAUNCHERS = {"basic": [], "local": ["hydra/launcher=local", "hydra.launcher.n_jobs=2"],
@@ -42,7 +42,7 @@ def run_sweep(folder: Path, launcher: str, runs: int, budget: str,
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"the {launcher} sweep failed:\n{done.stderr[-3000:]}")
-    failed = [job.describe() for job in sweep_jobs(folder) if job.status != "finished"]
+    failed = [job.describe() for job in missing_jobs(folder)]
     if failed:
         raise RuntimeError(f"the {launcher} sweep did not finish every run: {failed}")
     metrics = {seed: json.loads((folder / f"seed{seed}" / "eval" / "metrics.json").read_text())["policies"]

@@ -245,6 +245,11 @@ class RunFolder:
     def validation_log(self, phase: str) -> Path:
         return self.phase_dir(phase) / "validation.jsonl"
 
+    def validation_records(self, phase: str) -> list[dict[str, Any]]:
+        """`phase`'s validations in order ({rollout, env_steps, sharpe} each); [] without a log."""
+        log = self.validation_log(phase)
+        return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+
     def offline_dataset(self, domain: str) -> Path:
         return self.phase_dir("phase1") / "offline" / f"{domain}.npz"
 

@@ -32,12 +32,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from learners.run.folder import RunFolder
 from storage.atomic import write_json
 
 SWEEP_FILE = "sweep.jsonl"
 JOB_FILE = "job.json"
 TRIAL_FILE = "search.json"      # a hyperparameter-search trial's result (learners.experiment.search)
-FINISHED = Path("eval") / "metrics.json"     # what a finished training run leaves (learners.run.folder)
 
 
 def task_overrides(config: DictConfig) -> list[str]:
@@ -155,7 +155,7 @@ def sweep_jobs(folder: str | Path) -> list[SweepJob]:
             continue
         run, record = started[overrides]
         # a search trial completes without a test evaluation
-        status = "finished" if (run / FINISHED).exists() or record["status"] == "completed" else record["status"]
+        status = "finished" if RunFolder(run).finished or record["status"] == "completed" else record["status"]
         jobs.append(SweepJob(overrides, run, status, record.get("error", "") if status == "failed" else "", varying))
     return jobs
 
