@@ -64,10 +64,17 @@ class RiskHook:
         if restarted.any():
             self.tracker.reset(np.flatnonzero(restarted))
         self._last_bar = bar.copy()
-        allowed = self.tracker.update(env.equity)
+        return self.apply(targets, env.weights, env.covariance(), env.equity)
+
+    def apply(self, targets: np.ndarray, weights: np.ndarray, covariance: np.ndarray,
+              equity: np.ndarray) -> np.ndarray:
+        """The overlay on `targets` (E, N) (NaN: hold) of a book holding `weights` (E, N) at
+        `equity` (E,) under the bar's `covariance` (E, N, N), one bar further into each env's
+        episode (the drawdown tracker updates). Holds the overlay left untouched stay NaN."""
+        allowed = self.tracker.update(equity)
         held = np.isnan(targets)
-        book = np.where(held, env.weights, targets)                        # (E, N)
-        executed, self.report = self.overlay.apply(book, env.covariance(), allowed)
+        book = np.where(held, weights, targets)                            # (E, N)
+        executed, self.report = self.overlay.apply(book, covariance, allowed)
         return np.where(held & (executed == book), np.nan, executed)
 
     @property

@@ -12,8 +12,8 @@ Each bar, in order:
      `stale_bars` bars, an input that had started and is NaN (a feature NaN), or a ruined
      book flatten the book and hold it flat until `reset_kill_switch`;
   4. otherwise the hierarchy decides (`service.policy`: `HierarchicalSystem.decide` with the
-     exported networks), the risk overlay shrinks the targets as `risk.env_hook.RiskHook` does
-     in a backtest, and each order passes the compliance rules (`service.compliance`); a
+     exported networks), the risk overlay shrinks the targets (`risk.env_hook.RiskHook.apply`, as
+     in a backtest), and each order passes the compliance rules (`service.compliance`); a
      refused order is not sent and its instrument is held;
   5. the decision is appended to the hash-chained audit log, then the whole state (features,
      tables, book, decision rhythm, risk tracker, compliance memory, pending orders) is written
@@ -35,8 +35,7 @@ import numpy as np
 import pandas as pd
 
 from features.streaming import Bar
-from risk.drawdown import DrawdownTracker
-from risk.overlay import RiskOverlay
+from risk.env_hook import RiskHook
 from service.arrays import StateFile
 from service.artifact import Artifact, ServiceConfig
 from service.audit import AuditLog, canonical
@@ -85,13 +84,11 @@ class DecisionService:
         self.tables.load_state_dict(artifact.stream_state, "tables.")
         n_global = len(self.tables.upper[0]) + len(artifact.manifest["names"]["global"]) \
             + len(artifact.manifest["names"]["regime"])
-        self.book = PaperBook(artifact.universe_market(), artifact.config("env"),
-                              len(artifact.manifest["names"]["instrument"]), n_global)
+        market = artifact.universe_market()
+        self.book = PaperBook(market, artifact.config("env"), len(artifact.manifest["names"]["instrument"]), n_global)
         self.policy = ScriptedHierarchy(self.book, artifact.config("hierarchy"), artifact.meta, artifact.specialists,
                                         artifact.manifest["fixed_meta"])
-        limits = artifact.config("risk")
-        self.overlay = RiskOverlay.for_universe(limits, self.symbols, tuple(universe["asset_classes"]))
-        self.tracker = DrawdownTracker(1, limits.max_drawdown, limits.kill_switch_cooldown)
+        self.risk = RiskHook(artifact.config("risk"), market, 1)     # one continuous episode: no restarts
         self.compliance = ComplianceCheck(self.config.compliance, self.symbols, tuple(universe["asset_classes"]))
         N = len(self.symbols)
         self.pending = np.full((1, N), np.nan)                          # the last decision's orders (NaN: hold)
@@ -231,12 +228,8 @@ class DecisionService:
         orders to send (1, N) (NaN: hold) and the refusals."""
         decision = self.policy.decide(self.book, deterministic=True)
         targets = decision.target_weights
-        # the risk overlay as risk.env_hook.RiskHook applies it (one continuous episode: no restarts)
-        allowed = self.tracker.update(self.book.equity)
-        held = np.isnan(targets)
-        book = np.where(held, self.book.weights, targets)
-        executed, report = self.overlay.apply(book, self.book.covariance(), allowed)
-        overlaid = np.where(held & (executed == book), np.nan, executed)
+        overlaid = self.risk.apply(targets, self.book.weights, self.book.covariance(), self.book.equity)
+        report = self.risk.report
         _, refusals = self.compliance(orders_of(self.symbols, current, overlaid[0], equity), bar.timestamp, self.bars)
         sent = overlaid.copy()
         for refusal in refusals:
@@ -286,7 +279,7 @@ class DecisionService:
         arrays.update({f"tables.{k}": v for k, v in self.tables.state_dict().items()})
         arrays.update({f"book.{k}": v for k, v in self.book.state_dict().items()})
         arrays.update({f"policy.{k}": v for k, v in self.policy.state_dict_arrays().items()})
-        arrays.update({f"tracker.{k}": np.asarray(getattr(self.tracker, k)) for k in TRACKER_FIELDS})
+        arrays.update({f"tracker.{k}": np.asarray(getattr(self.risk.tracker, k)) for k in TRACKER_FIELDS})
         arrays.update({"compliance.last_side": self.compliance.last_side,
                        "compliance.last_bar": self.compliance.last_bar, "pending": self.pending,
                        "last_stamp": np.array(self.last_stamp),
@@ -310,7 +303,7 @@ class DecisionService:
         self.policy.load_state_dict_arrays(part("policy."))
         for name in TRACKER_FIELDS:
             value = arrays[f"tracker.{name}"]
-            setattr(self.tracker, name, value.copy() if value.ndim else int(value))
+            setattr(self.risk.tracker, name, value.copy() if value.ndim else int(value))
         self.compliance.last_side, self.compliance.last_bar = (arrays[f"compliance.{k}"].copy()
                                                                for k in ("last_side", "last_bar"))
         self.pending, self.previous_ohlc, self.repeats = (arrays[k].copy() for k in ("pending", "previous_ohlc",
