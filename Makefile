@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # torch first, with the exact pin: a looser requirement pulls several GB of CUDA wheels.
 TORCH_PIN := torch==2.13.0
-EXTRAS ?= dev,samples,cluster,hpo,serve
+EXTRAS ?= dev,samples,cluster,hpo
 
 .PHONY: setup test demo bench clean
 

@@ -32,8 +32,6 @@ from features.covariance import make_estimator, summarize
 from features.pipeline import FeatureSet, is_flag
 from features.regimes import RegimeDetector
 
-OHLCV_WIDTH = 5
-
 
 @dataclass(frozen=True)
 class Bar:
